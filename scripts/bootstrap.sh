@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Prepare this machine to run the demo and the tests: Debian packages for the sandbox,
+# the project venv with pinned Python requirements, and a collection path that points at
+# this checkout. Safe to run again: every step is skipped when its result is already there.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+VENV="$ROOT/.venv"
+PYTHON="${PYTHON:-python3}"
+STAMP="$VENV/.requirements.sha256"
+
+log() { printf '[bootstrap] %s\n' "$*"; }
+
+# 1. Debian packages the sandbox runs (servers are started by scripts/sandbox, never as
+#    system services).
+need_pkgs=()
+command -v redis-server >/dev/null 2>&1 || need_pkgs+=(redis-server)
+[ -x /usr/sbin/haproxy ] || command -v haproxy >/dev/null 2>&1 || need_pkgs+=(haproxy)
+[ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || need_pkgs+=(nginx)
+command -v wrk >/dev/null 2>&1 || need_pkgs+=(wrk)
+command -v ab >/dev/null 2>&1 || need_pkgs+=(apache2-utils)
+[ -x /usr/lib/postgresql/15/bin/initdb ] || need_pkgs+=(postgresql-15)
+command -v psql >/dev/null 2>&1 || need_pkgs+=(postgresql-client-15)
+command -v runuser >/dev/null 2>&1 || need_pkgs+=(util-linux)
+if [ "${#need_pkgs[@]}" -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    log "missing Debian packages: ${need_pkgs[*]} (run as root, or install them)" >&2
+    exit 1
+  fi
+  log "installing Debian packages: ${need_pkgs[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  # Packages must not start their own system services: the sandbox owns the servers.
+  policy=/usr/sbin/policy-rc.d
+  created_policy=0
+  if [ ! -e "$policy" ]; then printf '#!/bin/sh\nexit 101\n' > "$policy"; chmod 755 "$policy"; created_policy=1; fi
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+  [ "$created_policy" -eq 1 ] && rm -f "$policy"
+fi
+
+# 2. The project venv with pinned requirements (re-installed only when they change).
+want="$(cat requirements.txt requirements-dev.txt examples/app/requirements.txt | sha256sum | cut -d' ' -f1)"
+if [ ! -x "$VENV/bin/python" ]; then
+  log "creating $VENV"
+  "$PYTHON" -m venv "$VENV"
+fi
+if [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
+  log "installing Python requirements into .venv"
+  # This machine's pip config lists optional local indexes; their absence is not an error.
+  quiet_pip() { "$VENV/bin/python" -m pip "$@" 2> >(grep -v 'is ignored: it is neither a file nor a directory' >&2); }
+  quiet_pip install -q -r requirements-dev.txt
+  printf '%s\n' "$want" > "$STAMP"
+fi
+
+# 3. The collection is the repository root: expose it as ansible_collections/prodready/deploy
+#    so that ansible, pytest and molecule resolve prodready.deploy.* to this checkout.
+coll="$ROOT/.build/collections/ansible_collections/prodready"
+mkdir -p "$coll" "$ROOT/.ansible/tmp"
+if [ "$(readlink "$coll/deploy" 2>/dev/null)" != "$ROOT" ]; then
+  ln -sfn "$ROOT" "$coll/deploy"
+fi
+log "ready: $VENV ($("$VENV/bin/ansible" --version | head -1))"
