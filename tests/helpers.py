@@ -33,20 +33,25 @@ def run_playbook(playbook, inventory=None, extra_vars=None, check=False, diff=Fa
     """Run `ansible-playbook`; returns the CompletedProcess (stdout, stderr, returncode)."""
     argv = [str(ROOT / ".venv" / "bin" / "ansible-playbook"), str(playbook)]
     argv += ["-i", str(inventory) if inventory else "localhost,"]
+    vars_file = None
     if extra_vars:
-        # Extra vars go through a file, never argv, so secrets in them stay out of `ps`.
-        fd, path = tempfile.mkstemp(suffix=".json", prefix="extra-vars-")
+        # Extra vars go through a 0600 file, never argv, so secrets in them stay out of `ps`.
+        fd, vars_file = tempfile.mkstemp(suffix=".json", prefix="extra-vars-")
         with os.fdopen(fd, "w") as fh:
             json.dump(extra_vars, fh)
-        argv += ["-e", "@" + path]
+        argv += ["-e", "@" + vars_file]
     if check:
         argv.append("--check")
     if diff:
         argv.append("--diff")
     if verbosity:
         argv.append("-" + "v" * verbosity)
-    return subprocess.run(argv, capture_output=True, text=True, env=ansible_env(env),
-                          timeout=timeout, cwd=str(ROOT))
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, env=ansible_env(env),
+                              timeout=timeout, cwd=str(ROOT))
+    finally:
+        if vars_file:
+            os.unlink(vars_file)
 
 
 def run_module(module, args, check=False, diff=False, verbosity=0, env=None,
