@@ -1,0 +1,226 @@
+# -*- coding: utf-8 -*-
+# Copyright: prodready.deploy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Redis connection options, the connect helper and pure helpers shared by modules.
+
+Stable API (used by redis_cache_check and feature_flag):
+
+- ``redis_connection_argument_spec()`` -> dict to merge into a module's argument_spec;
+- ``REDIS_MUTUALLY_EXCLUSIVE`` -> list to add to the module's ``mutually_exclusive``;
+- ``connect(module_params)`` -> a connected ``redis.Redis`` (answered PING), or
+  ``ProdreadyError`` with a message naming the target (password redacted) and the cause;
+- ``describe_target``, ``redact_url``, ``explain_redis_error``, ``selected_db``: pure helpers.
+
+Modules pair the spec with ``extends_documentation_fragment: prodready.deploy.redis``.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import re
+import traceback
+
+from ansible.module_utils.basic import env_fallback, missing_required_lib
+
+from ansible_collections.prodready.deploy.plugins.module_utils._errors import ProdreadyError
+
+REDIS_IMPORT_ERROR = None
+try:
+    import redis
+    HAS_REDIS = True
+except ImportError:  # pragma: no cover - depends on the controller's environment
+    redis = None
+    HAS_REDIS = False
+    REDIS_IMPORT_ERROR = traceback.format_exc()
+
+DEFAULT_HOST = "localhost"
+DEFAULT_PORT = 6379
+
+REDIS_MUTUALLY_EXCLUSIVE = [["url", "login_host"], ["url", "login_port"]]
+
+
+def redis_connection_argument_spec():
+    """Return the argument_spec entries of the shared Redis connection options.
+
+    Matches ``plugins/doc_fragments/redis.py``. ``login_password`` falls back to the
+    ``REDIS_PASSWORD`` environment variable; ``login_password`` and ``url`` are no_log.
+    """
+    return dict(
+        login_host=dict(type="str"),
+        login_port=dict(type="int"),
+        login_user=dict(type="str"),
+        login_password=dict(type="str", no_log=True, fallback=(env_fallback, ["REDIS_PASSWORD"])),
+        db=dict(type="int"),
+        url=dict(type="str", no_log=True),
+        tls=dict(type="bool", default=False),
+        validate_certs=dict(type="bool", default=True),
+        ca_cert=dict(type="path"),
+        client_cert=dict(type="path"),
+        client_key=dict(type="path", no_log=False),
+        connect_timeout=dict(type="float", default=5.0),
+    )
+
+
+_URL_PASSWORD = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^@/]*)@")
+
+
+def redact_url(url):
+    """Return ``url`` with the password of its userinfo replaced by ``********``.
+
+    ``redis://app:s3cret@h:6379/0`` -> ``redis://app:********@h:6379/0``; a userinfo
+    without a colon is a password in Redis URLs (``redis://s3cret@h``), so it is redacted too.
+    A ``password=`` query parameter is redacted as well.
+    """
+    if not url:
+        return url
+    match = _URL_PASSWORD.match(url)
+    if match:
+        userinfo = match.group("userinfo")
+        if ":" in userinfo:
+            user = userinfo.split(":", 1)[0]
+            redacted = "%s:********" % user
+        else:
+            redacted = "********"
+        url = match.group("scheme") + redacted + "@" + url[match.end():]
+    return re.sub(r"([?&]password=)[^&]*", r"\1********", url)
+
+
+def describe_target(params):
+    """Human description of where ``params`` connect, never showing a password.
+
+    Used as the prefix of every connection error message.
+    """
+    if params.get("url"):
+        text = redact_url(params["url"])
+        if params.get("db") is not None:
+            text += " (db %s)" % params["db"]
+        return text
+    scheme = "rediss" if params.get("tls") else "redis"
+    host = params.get("login_host") or DEFAULT_HOST
+    port = params.get("login_port") or DEFAULT_PORT
+    db = params.get("db") or 0
+    user = params.get("login_user")
+    return "%s://%s%s:%s/%s" % (scheme, (user + "@") if user else "", host, port, db)
+
+
+def validate_connection_params(params):
+    """Raise ProdreadyError naming the option when a connection value is out of range."""
+    port = params.get("login_port")
+    if port is not None and not 0 < port < 65536:
+        raise ProdreadyError("login_port must be between 1 and 65535, got %s" % port)
+    db = params.get("db")
+    if db is not None and db < 0:
+        raise ProdreadyError("db must be 0 or greater, got %s" % db)
+    timeout = params.get("connect_timeout")
+    if timeout is not None and timeout <= 0:
+        raise ProdreadyError("connect_timeout must be greater than 0 seconds, got %s" % timeout)
+    url = params.get("url")
+    if url is not None and not re.match(r"^(redis|rediss|unix)://", url):
+        raise ProdreadyError("url must start with redis://, rediss:// or unix://, got %s"
+                             % redact_url(url))
+    if params.get("client_key") and not params.get("client_cert"):
+        raise ProdreadyError("client_key is set but client_cert is not: both are needed for mutual TLS")
+
+
+def explain_redis_error(exc):
+    """Turn a redis-py exception into a short cause a human can act on (pure).
+
+    The class name and the server's message are enough to tell a wrong password from a
+    refused connection or a timeout; the original message is kept at the end.
+    """
+    name = type(exc).__name__
+    text = str(exc) or name
+    low = text.lower()
+    if "noauth" in low or "authentication required" in low or "hello must be called" in low:
+        return "the server requires a password, set login_password or REDIS_PASSWORD (%s)" % text
+    if "wrongpass" in low or "invalid username-password" in low or name == "AuthenticationError":
+        return "authentication failed, check login_user/login_password (%s)" % text
+    if "without any password configured" in low:
+        return "a password was sent but the server has none configured (%s)" % text
+    if name == "TimeoutError" or "timed out" in low or "timeout" in low:
+        return "timed out, check the address, the firewall and connect_timeout (%s)" % text
+    if "ssl" in low or "certificate" in low:
+        return "TLS handshake failed, check tls/ca_cert/validate_certs (%s)" % text
+    if name == "ConnectionError" or "connection refused" in low or "connecting to" in low:
+        return "connection failed, is the server running and reachable? (%s)" % text
+    return "%s: %s" % (name, text)
+
+
+def _connection_kwargs(params):
+    """redis-py keyword arguments for ``params`` (no URL), shared by TCP and TLS."""
+    timeout = params.get("connect_timeout") or 5.0
+    kwargs = dict(
+        host=params.get("login_host") or DEFAULT_HOST,
+        port=params.get("login_port") or DEFAULT_PORT,
+        db=params.get("db") or 0,
+        username=params.get("login_user"),
+        password=params.get("login_password"),
+        socket_connect_timeout=timeout,
+        socket_timeout=timeout,
+    )
+    if params.get("tls"):
+        kwargs.update(_tls_kwargs(params))
+    return kwargs
+
+
+def _tls_kwargs(params):
+    validate = params.get("validate_certs", True)
+    kwargs = dict(
+        ssl=True,
+        ssl_cert_reqs="required" if validate else "none",
+        ssl_check_hostname=bool(validate),
+    )
+    if params.get("ca_cert"):
+        kwargs["ssl_ca_certs"] = params["ca_cert"]
+    if params.get("client_cert"):
+        kwargs["ssl_certfile"] = params["client_cert"]
+    if params.get("client_key"):
+        kwargs["ssl_keyfile"] = params["client_key"]
+    return kwargs
+
+
+def selected_db(client):
+    """The database number ``client`` uses (from its options or its URL)."""
+    return int(client.connection_pool.connection_kwargs.get("db", 0) or 0)
+
+
+def connect(module_params, ping=True):
+    """Return a ``redis.Redis`` for the shared connection options in ``module_params``.
+
+    With ``ping`` (default) the connection is checked with PING, so a wrong address or a
+    wrong password fails here with a ProdreadyError like
+    ``cannot connect to Redis at redis://127.0.0.1:26379/3: authentication failed, ...``.
+    Replies are decoded as UTF-8 strings.
+    """
+    if not HAS_REDIS:
+        raise ProdreadyError(missing_required_lib("redis"), exception=REDIS_IMPORT_ERROR)
+    validate_connection_params(module_params)
+    target = describe_target(module_params)
+    try:
+        if module_params.get("url"):
+            timeout = module_params.get("connect_timeout") or 5.0
+            kwargs = dict(socket_connect_timeout=timeout, socket_timeout=timeout,
+                          decode_responses=True)
+            if module_params.get("login_user"):
+                kwargs["username"] = module_params["login_user"]
+            if module_params.get("login_password"):
+                kwargs["password"] = module_params["login_password"]
+            if module_params["url"].startswith("rediss://"):
+                # The URL's scheme decides TLS; the certificate options still apply.
+                kwargs.update(_tls_kwargs(module_params))
+                kwargs.pop("ssl", None)
+            pool = redis.ConnectionPool.from_url(module_params["url"], **kwargs)
+            if module_params.get("db") is not None:
+                # An explicit db option wins over the URL's path.
+                pool.connection_kwargs["db"] = module_params["db"]
+            client = redis.Redis(connection_pool=pool)
+        else:
+            client = redis.Redis(decode_responses=True, **_connection_kwargs(module_params))
+        if ping:
+            client.ping()
+    except ProdreadyError:
+        raise
+    except Exception as exc:  # redis-py raises many types; all become one clear message
+        raise ProdreadyError("cannot connect to Redis at %s: %s" % (target, explain_redis_error(exc)))
+    return client
