@@ -1,0 +1,1 @@
+"""prodready sample app: the service the collection's tests and demo deploy."""
