@@ -20,7 +20,8 @@ systemd ``EnvironmentFile`` for the files people write by hand:
 - where a name is assigned more than once, the last assignment wins.
 - ``${VAR}`` interpolation is not performed: values are reported as written.
 
-Values are written unquoted when they are made only of ``[A-Za-z0-9_./:,@%+=-]``,
+Values are written unquoted when they are made only of ``[A-Za-z0-9_./:,@%+=-]`` and
+non-ASCII characters other than spaces,
 otherwise in single quotes (read literally by shell, systemd and python-dotenv), or, when
 the value itself holds a single quote or a backslash, in double quotes with ``\\`` and
 ``"`` escaped. A replaced line keeps its own quoting style when the new value can be
@@ -36,7 +37,8 @@ import re
 from ansible_collections.prodready.deploy.plugins.module_utils._errors import ProdreadyError
 
 NAME_RE = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]*\Z")
-SAFE_UNQUOTED_RE = re.compile(r"\A[A-Za-z0-9_./:,@%+=-]+\Z")
+# ASCII that no reader treats specially, plus any non-ASCII character that is not a space
+SAFE_UNQUOTED_RE = re.compile(r"\A(?:[A-Za-z0-9_./:,@%+=-]|[^\x00-\x7f\s])+\Z")
 BOM = u"\ufeff"
 
 _EOL_RE = re.compile(r"\r\n|\n|\r")
@@ -274,19 +276,28 @@ def validate_flags(flags, check_values=True):
     return out
 
 
-def can_write(value, quote):
-    """True when `value` reads back unchanged when written with the given quote style."""
+def can_write(value, quote, keep_style=False):
+    """True when `value` reads back unchanged when written with the given quote style.
+
+    Unquoted, a value must be made of SAFE_UNQUOTED_RE characters; with `keep_style` (an
+    unquoted line being replaced) a ``#`` inside the value is accepted too, as the user's
+    own ``A=a#b`` was: shell and python-dotenv start a comment only at ``#`` after a space.
+    """
     if quote == QUOTE_NONE:
-        return value == u"" or bool(SAFE_UNQUOTED_RE.match(value))
+        if value == u"" or SAFE_UNQUOTED_RE.match(value):
+            return True
+        return bool(keep_style and not value.startswith(u"#") and
+                    SAFE_UNQUOTED_RE.match(value.replace(u"#", u"_")))
     if quote == QUOTE_SINGLE:
         return u"'" not in value and u"\\" not in value
     return True
 
 
 def choose_quote(value, preferred=None):
-    """The quote style to write `value` with: `preferred` when it can hold the value, else
-    the plainest style that can (none, single, double)."""
-    if preferred is not None and can_write(value, preferred):
+    """The quote style to write `value` with: `preferred` (the style of the line it
+    replaces) when it can hold the value, else the plainest style that can (none, single,
+    double)."""
+    if preferred is not None and can_write(value, preferred, keep_style=True):
         return preferred
     for quote in (QUOTE_NONE, QUOTE_SINGLE, QUOTE_DOUBLE):
         if can_write(value, quote):

@@ -26,7 +26,8 @@ description:
     RV(removed_duplicates). New flags are added at the end. The file is written atomically
     (a temporary file in the same directory, then a rename) and keeps its owner and mode; a
     symbolic link is followed and the file it points to is edited."
-  - "Values are written unquoted when they consist only of C([A-Za-z0-9_./:,@%+=-]), else in
+  - "Values are written unquoted when they consist only of C([A-Za-z0-9_./:,@%+=-]) and
+    non-ASCII characters other than spaces, else in
     single quotes, or in double quotes with C(\\) and C(\") escaped when the value holds a single
     quote or a backslash. Booleans are written C(true) / C(false)."
   - "O(backend=redis): each flag is a string key O(key_prefix)C(<name>), or a field C(<name>) of
