@@ -484,14 +484,17 @@ def run_redis(module, flags, client):
 
 # ---------------------------------------------------------------- entry point
 
-def run(module, connect_redis=connect):
-    """The module's work for the validated `module.params`; returns the result dict."""
+def run(module, connect_redis=None):
+    """The module's work for the validated `module.params`; returns the result dict.
+
+    `connect_redis(params)` returns the Redis client (default: the shared connect helper).
+    """
     params = module.params
     check_options(params)
     flags = _envfile.validate_flags(params["flags"])
     if params["backend"] == "env_file":
         return run_env_file(module, flags)
-    return run_redis(module, flags, connect_redis(params))
+    return run_redis(module, flags, (connect_redis or connect)(params))
 
 
 def main():
