@@ -224,3 +224,68 @@ def connect(module_params, ping=True):
     except Exception as exc:  # redis-py raises many types; all become one clear message
         raise ProdreadyError("cannot connect to Redis at %s: %s" % (target, explain_redis_error(exc)))
     return client
+
+
+# ---------------------------------------------------------------- key scans (I/O, never KEYS)
+
+def _never_decode():
+    # Keys may be arbitrary bytes: SCAN/UNLINK replies are read raw, whatever the client decodes.
+    from redis.client import NEVER_DECODE
+    return {NEVER_DECODE: []}
+
+
+def validate_pattern(pattern, option):
+    """Raise ProdreadyError unless ``pattern`` is a non-empty glob string (pure)."""
+    if not isinstance(pattern, str) or not pattern:
+        raise ProdreadyError("%s must hold non-empty glob patterns such as 'prod_*', got %r" % (option, pattern))
+
+
+def matches_everything(pattern):
+    """True when a glob pattern matches every key (``*``, ``**``), i.e. it would be a flush."""
+    return bool(pattern) and set(pattern) == {"*"}
+
+
+def scan_count(client, pattern, batch=1000):
+    """Number of distinct keys matching ``pattern``, counted with SCAN (never KEYS).
+
+    SCAN may return a key twice while the table is rehashing, so keys are counted in a set.
+    """
+    seen = set()
+    cursor = 0
+    while True:
+        cursor, keys = client.execute_command("SCAN", cursor, "MATCH", pattern, "COUNT", batch,
+                                              **_never_decode())
+        seen.update(keys)
+        if int(cursor) == 0:
+            return len(seen)
+
+
+def scan_unlink(client, pattern, batch=1000):
+    """Delete every key matching ``pattern`` with SCAN + UNLINK; returns the number deleted.
+
+    Each round trip is one pipeline holding the UNLINK of the previous SCAN's keys and the
+    next SCAN, so the server never runs a command longer than one batch (no KEYS, no
+    blocking) and the client pays one round trip per batch. UNLINK frees large values in
+    a background thread. The count is UNLINK's own, so keys seen twice are counted once.
+    """
+    raw = _never_decode()
+    deleted = 0
+    cursor, keys = client.execute_command("SCAN", 0, "MATCH", pattern, "COUNT", batch, **raw)
+    cursor = int(cursor)
+    while True:
+        if not keys:
+            if cursor == 0:
+                return deleted
+            cursor, keys = client.execute_command("SCAN", cursor, "MATCH", pattern, "COUNT", batch, **raw)
+            cursor = int(cursor)
+            continue
+        pipe = client.pipeline(transaction=False)
+        pipe.execute_command("UNLINK", *keys, **raw)
+        if cursor != 0:
+            pipe.execute_command("SCAN", cursor, "MATCH", pattern, "COUNT", batch, **raw)
+        replies = pipe.execute()
+        deleted += int(replies[0])
+        if cursor == 0:
+            return deleted
+        cursor, keys = replies[1]
+        cursor = int(cursor)

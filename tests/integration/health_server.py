@@ -1,0 +1,148 @@
+"""A small real HTTP server for health_gate tests: fast, slow, flaky, down, wrong JSON...
+
+Started by a fixture on 127.0.0.1 port 0 (threaded, HTTP/1.1 keep-alive). Endpoints:
+
+- ``/fast``                  200 JSON {status: ok, version: 1.4.0, checks: {redis: ok, db: ok}}
+- ``/slow/<ms>``             the same after sleeping <ms> milliseconds
+- ``/tail/<n>/<ms>``         every <n>-th request (1st, n+1th...) sleeps <ms>, others are fast
+- ``/flaky/<n>``             every <n>-th request (1st, n+1th...) answers 500, the others 200
+- ``/recover/<id>/<n>``      the first <n> requests of <id> answer 500, then 200
+- ``/fail-last/<id>/<n>``    200, except from the <n>-th request of <id> on: 500
+- ``/startup/<id>/<ms>``     503 until <ms> after the first request of <id>, then 200
+- ``/down``                  503 {"status": "down"}
+- ``/wrong-json``            200 {status: ok, version: 1.4.0, checks: {redis: down}}
+- ``/not-json``              200 text "all good"
+- ``/old-version``           200 JSON with version 1.3.0
+- ``/version``               200 text "1.3.2\\n"
+- ``/meta``                  200 JSON {build: {info: {version: 2.0.1}}, items: [{id: 7}]}
+- ``/auth``                  200 with header "Authorization: Bearer s3cret-token", else 401
+- ``/redirect``              302 to /fast
+Any method is accepted; HEAD gets headers only.
+"""
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+GOOD = {"status": "ok", "version": "1.4.0", "checks": {"redis": "ok", "db": "ok"}}
+TOKEN = "s3cret-token"
+
+
+class _State(object):
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.counters = {}
+        self.first_seen = {}
+
+    def count(self, key):
+        with self.lock:
+            self.counters[key] = self.counters.get(key, 0) + 1
+            return self.counters[key]
+
+    def since_first(self, key):
+        with self.lock:
+            now = time.monotonic()
+            start = self.first_seen.setdefault(key, now)
+            return now - start
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body are two writes: avoid the 40 ms delayed-ACK stall
+    state = None
+
+    def log_message(self, *args):  # keep test output quiet
+        pass
+
+    def _send(self, status, body, content_type="application/json", headers=None):
+        data = body if isinstance(body, bytes) else (
+            json.dumps(body) if not isinstance(body, str) else body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    def _route(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        parts = [p for p in self.path.split("?")[0].split("/") if p]
+        name = parts[0] if parts else ""
+        state = self.state
+        if name == "fast":
+            return self._send(200, GOOD)
+        if name == "slow":
+            time.sleep(int(parts[1]) / 1000.0)
+            return self._send(200, GOOD)
+        if name == "tail":
+            n = state.count(self.path)
+            if (n - 1) % int(parts[1]) == 0:
+                time.sleep(int(parts[2]) / 1000.0)
+            return self._send(200, GOOD)
+        if name == "flaky":
+            n = state.count(self.path)
+            if (n - 1) % int(parts[1]) == 0:
+                return self._send(500, {"status": "error", "detail": "flaky failure #%d" % n})
+            return self._send(200, GOOD)
+        if name == "recover":
+            n = state.count(self.path)
+            if n <= int(parts[2]):
+                return self._send(500, {"status": "error"})
+            return self._send(200, GOOD)
+        if name == "fail-last":
+            n = state.count(self.path)
+            if n >= int(parts[2]):
+                return self._send(500, {"status": "error"})
+            return self._send(200, GOOD)
+        if name == "startup":
+            if state.since_first(self.path) * 1000.0 < int(parts[2]):
+                return self._send(503, {"status": "starting"})
+            return self._send(200, GOOD)
+        if name == "down":
+            return self._send(503, {"status": "down"})
+        if name == "wrong-json":
+            return self._send(200, {"status": "ok", "version": "1.4.0", "checks": {"redis": "down", "db": "ok"}})
+        if name == "not-json":
+            return self._send(200, "all good", "text/plain")
+        if name == "old-version":
+            return self._send(200, dict(GOOD, version="1.3.0"))
+        if name == "version":
+            return self._send(200, "1.3.2\n", "text/plain")
+        if name == "meta":
+            return self._send(200, {"build": {"info": {"version": "2.0.1"}}, "items": [{"id": 7}]})
+        if name == "auth":
+            if self.headers.get("Authorization") == "Bearer " + TOKEN:
+                return self._send(200, GOOD)
+            return self._send(401, {"error": "unauthorized"})
+        if name == "redirect":
+            return self._send(302, "", "text/plain", {"Location": "/fast"})
+        return self._send(404, {"error": "no such endpoint %s" % self.path})
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _route
+
+
+class HealthServer(object):
+    """Start with ``HealthServer().start()``; ``.url(path)``; ``.stop()``."""
+
+    def __init__(self):
+        handler = type("BoundHandler", (Handler,), {"state": _State()})
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def url(self, path):
+        return "http://127.0.0.1:%d%s" % (self.port, path)
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
