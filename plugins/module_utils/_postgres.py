@@ -160,3 +160,69 @@ def find_client_bin(module, name, bin_dir=None):
         raise ProdreadyError("%s not found (searched %s and PATH); install the PostgreSQL "
                              "client or set bin_dir" % (name, ", ".join(DEFAULT_BIN_DIRS)))
     return found
+
+
+def sqlalchemy_url(params, driver="postgresql+psycopg2"):
+    """A SQLAlchemy URL built from the connection options (password URL-quoted)."""
+    from ansible.module_utils.six.moves.urllib.parse import quote
+    user = quote(params.get("login_user") or "", safe="")
+    password = params.get("login_password")
+    auth = user + (":" + quote(password, safe="") if password else "")
+    query = ["sslmode=%s" % params.get("ssl_mode", "prefer")]
+    if params.get("login_host"):
+        netloc = "%s@%s:%s" % (auth, params["login_host"], params.get("login_port") or 5432)
+    else:
+        netloc = "%s@" % auth
+        if params.get("login_unix_socket"):
+            query.append("host=%s" % quote(params["login_unix_socket"], safe="/"))
+        query.append("port=%s" % (params.get("login_port") or 5432))
+    return "%s://%s/%s?%s" % (driver, netloc, quote(params.get("db") or "", safe=""), "&".join(query))
+
+
+def connect_kwargs_from_url(url):
+    """psycopg2 connect kwargs from a SQLAlchemy/libpq PostgreSQL URL.
+
+    Raises ProdreadyError (without echoing the URL, which holds a password) when the URL
+    is not a PostgreSQL one.
+    """
+    from ansible.module_utils.six.moves.urllib.parse import urlsplit, unquote, parse_qsl
+    parts = urlsplit(url)
+    scheme = parts.scheme.split("+", 1)[0]
+    if scheme not in ("postgresql", "postgres"):
+        raise ProdreadyError("database_url: scheme %r is not PostgreSQL; the migration lock "
+                             "needs PostgreSQL (set lock: false for other databases)" % parts.scheme)
+    kwargs = {"application_name": "prodready.deploy", "connect_timeout": 10}
+    if parts.username:
+        kwargs["user"] = unquote(parts.username)
+    if parts.password:
+        kwargs["password"] = unquote(parts.password)
+    if parts.hostname:
+        kwargs["host"] = parts.hostname
+    if parts.port:
+        kwargs["port"] = parts.port
+    if parts.path and parts.path != "/":
+        kwargs["dbname"] = unquote(parts.path.lstrip("/"))
+    for key, value in parse_qsl(parts.query):
+        if key in ("host", "port", "sslmode", "user", "password", "dbname", "connect_timeout"):
+            kwargs[key] = value
+    return kwargs
+
+
+def describe_kwargs(kwargs):
+    """`user@host:port/db` of psycopg2 connect kwargs (never the password)."""
+    return "%s@%s:%s/%s" % (kwargs.get("user"), kwargs.get("host", "localhost"),
+                            kwargs.get("port", 5432), kwargs.get("dbname"))
+
+
+def connect_with(kwargs, autocommit=False):
+    """psycopg2 connection from explicit kwargs; ProdreadyError naming the target on failure."""
+    if not HAS_PSYCOPG2:
+        raise ProdreadyError("psycopg2 is required but could not be imported: %s"
+                             % to_native(PSYCOPG2_IMPORT_ERROR))
+    try:
+        conn = psycopg2.connect(**kwargs)
+    except psycopg2.Error as exc:
+        raise ProdreadyError("cannot connect to PostgreSQL %s: %s"
+                             % (describe_kwargs(kwargs), to_native(exc).strip()))
+    conn.autocommit = autocommit
+    return conn
