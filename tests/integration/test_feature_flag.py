@@ -203,12 +203,15 @@ def test_redis_hash_key_ttl_check_mode_and_revert(redis_conn):
     hash_key = prefix + "flags"
     client.hset(hash_key, mapping={"ENABLE_PO_CACHING": "false", "OTHER": "kept"})
     conn = dict(conn)
-    del conn["login_password"]  # from the environment this time
+    # From the environment this time: the controller's (inherited by a local module). A task's
+    # `environment:` would not do: Ansible prefixes it to the module's shell command, visible
+    # in `ps` and printed at -vvv.
+    del conn["login_password"]
     args = dict(conn, backend="redis", hash_key=hash_key, ttl=600,
                 flags={"ENABLE_PO_CACHING": True, "ENABLE_CACHE_METRICS": "yes"})
     env = {"REDIS_PASSWORD": password}
 
-    check = run_module("feature_flag", args, check=True, module_env=env, verbosity=3)
+    check = run_module("feature_flag", args, check=True, env=env, verbosity=3)
     assert not check.get("failed"), check["_stdout"][-3000:]
     assert password not in check["_stdout"]
     assert check["changed"] is True
@@ -216,17 +219,17 @@ def test_redis_hash_key_ttl_check_mode_and_revert(redis_conn):
     assert client.hgetall(hash_key) == {"ENABLE_PO_CACHING": "false", "OTHER": "kept"}
     assert client.ttl(hash_key) == -1
 
-    result = run_module("feature_flag", args, module_env=env)
+    result = run_module("feature_flag", args, env=env)
     assert result["changed"] is True
     assert result["previous"] == {"ENABLE_PO_CACHING": "false", "ENABLE_CACHE_METRICS": None}
     assert client.hgetall(hash_key) == {"ENABLE_PO_CACHING": "true", "OTHER": "kept",
                                         "ENABLE_CACHE_METRICS": "yes"}
     assert 500 < client.ttl(hash_key) <= 600  # the TTL covers the whole hash
 
-    assert run_module("feature_flag", args, module_env=env)["changed"] is False
+    assert run_module("feature_flag", args, env=env)["changed"] is False
 
     revert = run_module("feature_flag", dict(conn, backend="redis", hash_key=hash_key,
-                                             flags=result["previous"]), module_env=env)
+                                             flags=result["previous"]), env=env)
     assert revert["changed"] is True
     assert client.hgetall(hash_key) == {"ENABLE_PO_CACHING": "false", "OTHER": "kept"}
 
