@@ -247,6 +247,11 @@ class Prober(object):
         # URL below instead of on every request: requests re-reads os.environ and netrc per
         # call, which cost ~3x the request itself on a fast local endpoint.
         self.session.trust_env = False
+        if verify is False:
+            # The user chose not to verify (validate_certs: false); one warning per request
+            # on stderr would only bury the gate's own output.
+            import urllib3
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
         self._prepared = {}
         self._proxies = {}
         self._prepare_lock = threading.Lock()

@@ -17,10 +17,12 @@ Started by a fixture on 127.0.0.1 port 0 (threaded, HTTP/1.1 keep-alive). Endpoi
 - ``/meta``                  200 JSON {build: {info: {version: 2.0.1}}, items: [{id: 7}]}
 - ``/auth``                  200 with header "Authorization: Bearer s3cret-token", else 401
 - ``/redirect``              302 to /fast
+- ``/inflight/<ms>``         sleeps <ms>; the server records the most requests in flight at once
 Any method is accepted; HEAD gets headers only.
 """
 
 import json
+import ssl
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -34,6 +36,8 @@ class _State(object):
         self.lock = threading.Lock()
         self.counters = {}
         self.first_seen = {}
+        self.inflight = 0
+        self.max_inflight = 0
 
     def count(self, key):
         with self.lock:
@@ -99,7 +103,18 @@ class Handler(BaseHTTPRequestHandler):
             if n >= int(parts[2]):
                 return self._send(500, {"status": "error"})
             return self._send(200, GOOD)
+        if name == "inflight":
+            with state.lock:
+                state.inflight += 1
+                state.max_inflight = max(state.max_inflight, state.inflight)
+            try:
+                time.sleep(int(parts[1]) / 1000.0)
+            finally:
+                with state.lock:
+                    state.inflight -= 1
+            return self._send(200, GOOD)
         if name == "startup":
+            state.count(self.path)
             if state.since_first(self.path) * 1000.0 < int(parts[2]):
                 return self._send(503, {"status": "starting"})
             return self._send(200, GOOD)
@@ -127,13 +142,23 @@ class Handler(BaseHTTPRequestHandler):
 
 
 class HealthServer(object):
-    """Start with ``HealthServer().start()``; ``.url(path)``; ``.stop()``."""
+    """Start with ``HealthServer().start()``; ``.url(path)``; ``.stop()``.
 
-    def __init__(self):
-        handler = type("BoundHandler", (Handler,), {"state": _State()})
+    With ``certfile``/``keyfile`` it serves HTTPS (for the TLS options).
+    """
+
+    def __init__(self, certfile=None, keyfile=None):
+        self.state = _State()
+        handler = type("BoundHandler", (Handler,), {"state": self.state})
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
+        self.scheme = "http"
+        if certfile:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(certfile, keyfile)
+            self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
+            self.scheme = "https"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     def start(self):
@@ -141,7 +166,12 @@ class HealthServer(object):
         return self
 
     def url(self, path):
-        return "http://127.0.0.1:%d%s" % (self.port, path)
+        return "%s://127.0.0.1:%d%s" % (self.scheme, self.port, path)
+
+    def requests_to(self, path):
+        """How many requests the server received for exactly ``path``."""
+        with self.state.lock:
+            return self.state.counters.get(path, 0)
 
     def stop(self):
         self.httpd.shutdown()
