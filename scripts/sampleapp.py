@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Sample-app helpers for the demo and the tests: build, unpack, venv, run, route.
 
     scripts/sampleapp.py build --version 1.0.0 --variant base
@@ -122,8 +121,8 @@ def _read_env(path: Path) -> dict:
     values = {}
     for line in path.read_text().splitlines():
         if "=" in line and not line.lstrip().startswith("#"):
-            k, _, v = line.partition("=")
-            values[k.strip()] = v.strip()
+            name, value = line.split("=", 1)
+            values[name.strip()] = value.strip()
     return values
 
 
@@ -224,7 +223,7 @@ def install(version: str, variant: str, color: str) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build")
     b.add_argument("--version", required=True)

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """The sandbox: real PostgreSQL, Redis, haproxy, nginx and supervisord on this machine.
 
 One script brings every service the demo, the integration tests, molecule and the
@@ -102,7 +101,7 @@ def pg_dir(base: Path) -> Path:
     inside = base / "postgres"
     probe = subprocess.run(
         ["runuser", "-u", PG_OS_USER, "--", "test", "-x", str(base)],
-        capture_output=True,
+        capture_output=True, check=False,
     )
     if probe.returncode == 0:
         return inside
@@ -122,7 +121,7 @@ def log(msg: str) -> None:
 def run(argv, env=None, check=True, as_postgres=False, **kw):
     if as_postgres:
         argv = ["runuser", "-u", PG_OS_USER, "--"] + list(argv)
-    proc = subprocess.run(argv, env=env, capture_output=True, text=True, **kw)
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True, check=False, **kw)
     if check and proc.returncode != 0:
         raise SandboxError(
             "%s exited %d: %s" % (" ".join(map(str, argv[:6])), proc.returncode,
@@ -621,7 +620,8 @@ def cmd_up(base: Path) -> int:
 def print_summary(info: dict) -> None:
     s = info["services"]
     log("listening:")
-    log(f"  postgres   127.0.0.1:{s['postgres']['port']}  (socket {s['postgres']['socket_dir']}, db {s['postgres']['app_db']}, user {s['postgres']['app_user']})")
+    pg = s["postgres"]
+    log(f"  postgres   127.0.0.1:{pg['port']}  (socket {pg['socket_dir']}, db {pg['app_db']}, user {pg['app_user']})")
     log(f"  redis      127.0.0.1:{s['redis']['port']}  (password in {info['secrets_file']})")
     log(f"  haproxy    127.0.0.1:{s['haproxy']['port']}  (admin socket {s['haproxy']['admin_socket']}, stats {s['haproxy']['stats_url']})")
     log(f"  nginx      127.0.0.1:{s['nginx']['port']}  (upstream include {s['nginx']['upstream_include']})")
@@ -634,7 +634,7 @@ def cmd_down(base: Path) -> int:
     if not base.exists():
         log("nothing to stop")
         return 0
-    _, _, services = build(base)
+    services = build(base)[2]
     for svc in reversed(services):
         pid = svc.pid()
         if svc.running():
@@ -649,7 +649,7 @@ def cmd_status(base: Path) -> int:
     if not (base / "secrets.json").exists():
         log("not initialised (run: scripts/sandbox up)")
         return 1
-    port_map, _, services = build(base)
+    port_map, _secret, services = build(base)
     bad = 0
     for svc in services:
         running = svc.running()
@@ -678,7 +678,7 @@ def load(base: Path | None = None) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("command", choices=["up", "down", "status", "env"])
     args = parser.parse_args(argv)
     if os.geteuid() != 0:

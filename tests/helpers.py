@@ -48,7 +48,7 @@ def run_playbook(playbook, inventory=None, extra_vars=None, check=False, diff=Fa
         argv.append("-" + "v" * verbosity)
     try:
         return subprocess.run(argv, capture_output=True, text=True, env=ansible_env(env),
-                              timeout=timeout, cwd=str(ROOT))
+                              timeout=timeout, cwd=str(ROOT), check=False)
     finally:
         if vars_file:
             os.unlink(vars_file)

@@ -84,8 +84,8 @@ def build(version, variant, out_dir):
     tmp.write_bytes(data)
     os.replace(tmp, target)
     (out_dir / (target.name + ".sha256")).write_text("%s  %s\n" % (digest, target.name))
-    revisions = sorted(n for n, _ in release_files(version, variant)
-                       if n.startswith("migrations/versions/"))
+    revisions = sorted(name for name, data in release_files(version, variant)
+                       if name.startswith("migrations/versions/"))
     return {"path": str(target), "sha256": digest, "version": version, "variant": variant,
             "revisions": [Path(r).stem for r in revisions]}
 

@@ -68,7 +68,7 @@ def load():
     merged = dict(VARIANT_DEFAULTS.get(_release.VARIANT, {}))
     merged.update(file_values)
     # The process environment wins over the file, as with docker/systemd overrides.
-    merged.update({k: v for k, v in os.environ.items()})
+    merged.update(os.environ)
     flags = {k: v for k, v in file_values.items() if k.startswith("ENABLE_") or k.startswith("SIMULATE_")}
     return Settings(
         version=_release.VERSION,
