@@ -33,7 +33,7 @@ description:
   - "O(backend=redis): each flag is a string key O(key_prefix)C(<name>), or a field C(<name>) of
     the one hash O(hash_key). Writes of one task go in one C(MULTI)/C(EXEC) transaction."
 author:
-  - prodready.deploy contributors
+  - prodready.deploy maintainers (@prodready)
 extends_documentation_fragment:
   - prodready.deploy.redis
 options:
@@ -195,6 +195,16 @@ removed_duplicates:
   returned: when O(backend=env_file)
   type: list
   elements: dict
+  contains:
+    name:
+      description: The flag name.
+      type: str
+    line:
+      description: The line number the removed assignment had in the original file.
+      type: int
+    value:
+      description: The value that assignment held.
+      type: str
   sample: [{"name": "ENABLE_PO_CACHING", "line": 12, "value": "true"}]
 env_file:
   description:
@@ -214,6 +224,19 @@ diff:
       changed lines, for Redis C(key=value) lines.
   returned: in diff mode, when something changes
   type: dict
+  contains:
+    before:
+      description: The changed lines as they were.
+      type: str
+    after:
+      description: The changed lines as they are now.
+      type: str
+    before_header:
+      description: The file (or Redis keys) the lines belong to.
+      type: str
+    after_header:
+      description: The same, after the change.
+      type: str
   sample: {"before": "ENABLE_PO_CACHING=false\n", "after": "ENABLE_PO_CACHING=true\n",
            "before_header": "/srv/app/shared/.env", "after_header": "/srv/app/shared/.env"}
 """
