@@ -60,4 +60,4 @@ mkdir -p "$coll" "$ROOT/.ansible/tmp"
 if [ "$(readlink "$coll/deploy" 2>/dev/null)" != "$ROOT" ]; then
   ln -sfn "$ROOT" "$coll/deploy"
 fi
-log "ready: $VENV ($("$VENV/bin/ansible" --version | head -1))"
+log "ready: $VENV (ansible-core $("$VENV/bin/python" -c "import ansible.release as r; print(r.__version__)"))"

@@ -140,8 +140,8 @@ def wait_http(url: str, timeout: float = 30.0) -> dict:
 
 
 def supervisor_program(info: dict, name: str, release: Path, python: Path, port: int,
-                       env_file: Path) -> None:
-    """Write a supervisord program for one color and (re)start it."""
+                       env_file: Path, version: str) -> None:
+    """Write a supervisord program for one color; (re)start it unless it already serves `version`."""
     programs = Path(info["services"]["supervisor"]["programs_dir"])
     conf = programs / f"{name}.conf"
     text = "\n".join([
@@ -160,8 +160,14 @@ def supervisor_program(info: dict, name: str, release: Path, python: Path, port:
     conf.write_text(text)
     ctl = [str(ROOT / ".venv" / "bin" / "supervisorctl"), "-c", info["services"]["supervisor"]["config"]]
     subprocess.run(ctl + ["reread"], check=True, capture_output=True)
+    # `update` starts a new program and restarts one whose configuration changed.
     subprocess.run(ctl + ["update", name], check=True, capture_output=True)
-    subprocess.run(ctl + ["restart", name], check=False, capture_output=True)
+    try:
+        running = wait_http(f"http://127.0.0.1:{port}/health", timeout=5).get("version")
+    except RuntimeError:
+        running = None
+    if running != version:
+        subprocess.run(ctl + ["restart", name], check=False, capture_output=True)
 
 
 def haproxy_cmd(info: dict, command: str) -> str:
@@ -178,11 +184,27 @@ def haproxy_cmd(info: dict, command: str) -> str:
     return b"".join(chunks).decode()
 
 
+def wait_until_up(info: dict, backend: str, server: str, timeout: float = 15.0) -> None:
+    """Wait until haproxy's health check reports `server` UP (it then takes traffic)."""
+    deadline = time.monotonic() + timeout
+    status = "?"
+    while time.monotonic() < deadline:
+        for line in haproxy_cmd(info, "show stat").splitlines():
+            fields = line.split(",")
+            if len(fields) > 17 and fields[0] == backend and fields[1] == server:
+                status = fields[17]
+        if status.startswith("UP"):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"haproxy {backend}/{server} not UP after {timeout:.0f} s (status {status})")
+
+
 def route_to(info: dict, color: str) -> None:
     """Send router traffic to `color`: haproxy by runtime API, nginx by include + reload."""
     other = "green" if color == "blue" else "blue"
     backend = info["services"]["haproxy"]["backend"]
     haproxy_cmd(info, f"set server {backend}/{color} state ready")
+    wait_until_up(info, backend, color)
     haproxy_cmd(info, f"set server {backend}/{other} state maint")
     ngx = info["services"]["nginx"]
     port = info["ports"][color]
@@ -215,7 +237,7 @@ def install(version: str, variant: str, color: str) -> dict:
     migrate(python, release, env_file)
     log("migrations applied (alembic upgrade head)")
     port = info["ports"][color]
-    supervisor_program(info, f"sampleapp-{color}", release, python, port, env_file)
+    supervisor_program(info, f"sampleapp-{color}", release, python, port, env_file, version)
     health = wait_http(f"http://127.0.0.1:{port}/health")
     log(f"{color} answers on :{port} with version {health['version']}")
     route_to(info, color)

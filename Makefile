@@ -1,0 +1,41 @@
+# The two commands a reader needs: `make demo` and `make test`. Everything else is a part.
+SHELL := /bin/bash
+ROOT := $(CURDIR)
+ENV := source $(ROOT)/scripts/env.sh &&
+PYTEST_ARGS ?=
+
+.PHONY: demo test bootstrap sandbox-up sandbox-down lint sanity pytest unit integration build clean
+
+demo: bootstrap
+	@$(ENV) bash scripts/demo.sh
+
+test: bootstrap
+	@$(ENV) bash scripts/test.sh
+
+bootstrap:
+	@bash scripts/bootstrap.sh
+
+sandbox-up: bootstrap
+	@scripts/sandbox up
+
+sandbox-down:
+	@scripts/sandbox down
+
+lint: bootstrap
+	@$(ENV) ansible-lint --profile production
+
+sanity: bootstrap
+	@bash scripts/sanity.sh
+
+# Unit + integration in one pytest run (its summary line is the result).
+pytest: bootstrap
+	@$(ENV) scripts/sandbox up >/dev/null && pytest tests/unit tests/integration $(PYTEST_ARGS)
+
+unit: bootstrap
+	@$(ENV) pytest tests/unit $(PYTEST_ARGS)
+
+build: bootstrap
+	@$(ENV) ansible-galaxy collection build --force --output-path dist .
+
+clean: sandbox-down
+	rm -rf .sandbox .cache dist tests/output
