@@ -9,7 +9,7 @@ import pytest
 import redis
 import yaml
 
-from helpers import run_module
+from helpers import run_module, run_playbook
 
 from ansible_collections.prodready.deploy.plugins.modules import feature_flag
 
@@ -114,6 +114,31 @@ def test_env_file_edit_then_idempotent_then_revert(env_file, tmp_path):
     # feeding `previous` back restores the original, except the removed duplicate
     revert = run_module("feature_flag", dict(path=str(env_file), flags=result["previous"]))
     assert revert["changed"] is True
+    assert env_file.read_bytes() == ORIGINAL.replace(
+        b"ENABLE_PO_CACHING=false\r\nENABLE_PO_CACHING=true\r\n", b"ENABLE_PO_CACHING=true\r\n")
+
+
+def test_playbook_registers_previous_and_reverts_through_a_template(env_file, tmp_path):
+    """The flag_rollout pattern: register the result, later pass `{{ r.previous }}` back
+    (nulls must survive templating so that added flags are removed again)."""
+    playbook = tmp_path / "rollout.yml"
+    playbook.write_text(yaml.safe_dump([{
+        "hosts": "localhost", "gather_facts": False, "connection": "local",
+        "tasks": [
+            {"name": "stage", "prodready.deploy.feature_flag": {
+                "path": str(env_file),
+                "flags": {"ENABLE_PO_CACHING": False, "ENABLE_CACHE_METRICS": True}},
+             "register": "stage"},
+            {"name": "revert", "prodready.deploy.feature_flag": {
+                "path": str(env_file), "flags": "{{ stage.previous }}"},
+             "register": "revert"},
+            {"name": "check", "ansible.builtin.assert": {"that": [
+                "stage is changed", "revert is changed",
+                "revert.current == stage.previous",
+                "stage.previous.ENABLE_CACHE_METRICS is none"]}},
+        ]}]))
+    proc = run_playbook(playbook)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
     assert env_file.read_bytes() == ORIGINAL.replace(
         b"ENABLE_PO_CACHING=false\r\nENABLE_PO_CACHING=true\r\n", b"ENABLE_PO_CACHING=true\r\n")
 
