@@ -424,7 +424,7 @@ def apply_flags(doc, flags, state="present"):
     return EditResult(out, previous, result_current, changed_flags, removed_duplicates, changes)
 
 
-def diff_texts(changes, eol=u"\n"):
+def diff_texts(changes):
     """(before, after) texts made of only the changed lines, for Ansible's --diff output.
 
     Only the lines that changed are shown, so the rest of the file (which may hold secrets
