@@ -11,7 +11,7 @@ say "Sandbox: PostgreSQL, Redis, haproxy, nginx, supervisord (scripts/sandbox up
 scripts/sandbox up
 
 say "Install sample app 1.0.0 as the blue color and route traffic to it"
-python scripts/sampleapp.py install --version 1.0.0 --variant base --color blue >/dev/null
+python scripts/demo_app.py install --version 1.0.0 --variant base --color blue >/dev/null
 
 router="$(python -c 'import json;d=json.load(open(".sandbox/sandbox.json"));print(d["services"]["haproxy"]["port"], d["services"]["nginx"]["port"])')"
 read -r haproxy_port nginx_port <<<"$router"

@@ -1,7 +1,7 @@
 """Sample-app helpers for the demo and the tests: build, unpack, venv, run, route.
 
-    scripts/sampleapp.py build --version 1.0.0 --variant base
-    scripts/sampleapp.py install --version 1.0.0 --variant base --color blue
+    scripts/demo_app.py build --version 1.0.0 --variant base
+    scripts/demo_app.py install --version 1.0.0 --variant base --color blue
 
 `install` is the hand-made path of the foundation demo: unpack a release under the
 sandbox's app root, build its venv (from a local wheel cache, so a second venv costs
@@ -34,7 +34,7 @@ import sandbox  # noqa: E402
 
 
 def log(msg):
-    print(f"[sampleapp] {msg}", flush=True)
+    print(f"[demo_app] {msg}", flush=True)
 
 
 def requirements_key() -> str:

@@ -1,0 +1,142 @@
+"""The sandbox brings up real services, each answering where it says it listens."""
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg2
+import redis
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def haproxy(sandbox, command):
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.connect(sandbox["services"]["haproxy"]["admin_socket"])
+        sock.sendall(command.encode() + b"\n")
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    return data.decode()
+
+
+def test_postgres_answers_as_app_user_with_password(sandbox):
+    pg = sandbox["services"]["postgres"]
+    with psycopg2.connect(host=pg["host"], port=pg["port"], user=pg["app_user"],
+                          dbname=pg["app_db"], password=sandbox["secrets"]["app_db_password"]) as conn:
+        with conn.cursor() as cur:
+            cur.execute("SHOW server_version_num")
+            assert cur.fetchone()[0].startswith("15")
+            cur.execute("SELECT count(*) FROM pg_extension WHERE extname = 'pg_stat_statements'")
+            assert cur.fetchone()[0] == 1
+
+
+def test_postgres_refuses_a_wrong_password(sandbox):
+    pg = sandbox["services"]["postgres"]
+    try:
+        psycopg2.connect(host=pg["host"], port=pg["port"], user=pg["app_user"],
+                         dbname=pg["app_db"], password="wrong", connect_timeout=3)
+    except psycopg2.OperationalError as exc:
+        assert "password authentication failed" in str(exc)
+    else:
+        raise AssertionError("a wrong password was accepted")
+
+
+def test_postgres_cluster_belongs_to_postgres_user(sandbox):
+    data_dir = Path(sandbox["services"]["postgres"]["data_dir"])
+    assert data_dir.stat().st_uid == __import__("pwd").getpwnam("postgres").pw_uid
+    assert oct(data_dir.stat().st_mode & 0o777) == "0o700"
+
+
+def test_redis_requires_its_password(sandbox):
+    rd = sandbox["services"]["redis"]
+    client = redis.Redis(host=rd["host"], port=rd["port"], password=sandbox["secrets"]["redis_password"])
+    assert client.ping() is True
+    anonymous = redis.Redis(host=rd["host"], port=rd["port"])
+    try:
+        anonymous.ping()
+    except redis.AuthenticationError:
+        pass
+    else:
+        raise AssertionError("redis answered without a password")
+
+
+def test_haproxy_admin_socket_lists_both_colors(sandbox):
+    stat = haproxy(sandbox, "show stat")
+    servers = {line.split(",")[1] for line in stat.splitlines() if line.startswith("be_app,")}
+    assert {"blue", "green", "BACKEND"} <= servers
+
+
+def test_nginx_serves_static_file_and_config_checks(sandbox):
+    import requests
+
+    resp = requests.get(sandbox["services"]["nginx"]["static_url"], timeout=5)
+    assert resp.status_code == 200 and "static file" in resp.text
+    ngx = sandbox["services"]["nginx"]
+    proc = subprocess.run(["/usr/sbin/nginx", "-t", "-p", ngx["prefix"], "-c", ngx["config"]],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "upstream app_live" in Path(ngx["upstream_include"]).read_text()
+
+
+def test_supervisord_answers(sandbox):
+    sup = sandbox["services"]["supervisor"]
+    proc = subprocess.run([str(ROOT / ".venv" / "bin" / "supervisorctl"), "-c", sup["config"], "pid"],
+                          capture_output=True, text=True, check=False)
+    assert proc.stdout.strip().isdigit()
+
+
+def test_every_port_is_below_the_ephemeral_range(sandbox):
+    assert all(port < 32768 for port in sandbox["ports"].values())
+
+
+def test_secrets_file_is_private(sandbox):
+    assert oct(os.stat(sandbox["secrets_file"]).st_mode & 0o777) == "0o600"
+
+
+def test_up_is_idempotent_and_status_reports_up(sandbox):
+    script = ROOT / "scripts" / "sandbox.py"
+    before = {name: svc["pid"] for name, svc in sandbox["services"].items()}
+    up = subprocess.run([sys.executable, str(script), "up"], capture_output=True, text=True, check=False)
+    assert up.returncode == 0, up.stderr
+    assert up.stdout.count("already running") == len(before)
+    status = subprocess.run([sys.executable, str(script), "status"], capture_output=True, text=True,
+                            check=False)
+    assert status.returncode == 0 and status.stdout.count(" up ") == len(before)
+
+
+def live_processes(marker):
+    """Non-zombie processes whose command line mentions `marker`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, IndexError):
+            continue
+        if state != "Z" and marker in cmdline:
+            found.append((int(entry.name), cmdline))
+    return found
+
+
+def test_a_second_sandbox_comes_up_and_down_leaving_no_process(tmp_path):
+    """A private sandbox (other dir, shifted ports) proves up/down from scratch."""
+    env = dict(os.environ, PRODREADY_SANDBOX_DIR=str(tmp_path / "sb"), PRODREADY_PORT_OFFSET="1000")
+    script = ROOT / "scripts" / "sandbox.py"
+    up = subprocess.run([sys.executable, str(script), "up"], capture_output=True, text=True,
+                        env=env, check=False)
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert "127.0.0.1:26432" in up.stdout and "127.0.0.1:29080" in up.stdout
+        assert live_processes(str(tmp_path / "sb")), "no process runs from the new sandbox dir"
+    finally:
+        down = subprocess.run([sys.executable, str(script), "down"], capture_output=True,
+                              text=True, env=env, check=False)
+    assert down.returncode == 0, down.stderr
+    assert live_processes(str(tmp_path / "sb")) == []
+    # postgres' processes name the data dir only in the postmaster; check the port too.
+    assert not any("26432" in cmd for _, cmd in live_processes("postgres"))
