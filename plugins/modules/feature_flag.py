@@ -102,7 +102,7 @@ options:
     type: int
 notes:
   - Check mode reports what would change (with the diff) and writes nothing.
-  - "With O(diff=true) (C(--diff)) only the lines of the file that change are shown, never the
+  - "In diff mode (C(--diff)) only the lines of the file that change are shown, never the
     rest of the file, which often holds secrets such as a database URL."
   - Removing a flag and then restoring it with RV(previous) adds it back at the end of the
     file; changing a value and restoring it gives the original bytes back (duplicates of the

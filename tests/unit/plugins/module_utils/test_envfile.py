@@ -151,7 +151,7 @@ def test_parse_render_is_identity(name):
     assert _envfile.render(_envfile.parse(text)) == text
 
 
-@pytest.mark.parametrize("text", [t for t, _ in PARSING] + [u"\n\n", u"x", u"A=1\n\r\n", u"'q'=1"])
+@pytest.mark.parametrize("text", [case[0] for case in PARSING] + [u"\n\n", u"x", u"A=1\n\r\n", u"'q'=1"])
 def test_parse_render_is_identity_for_odd_text(text):
     assert _envfile.render(_envfile.parse(text)) == text
 
@@ -193,7 +193,7 @@ def test_new_value_quoting(value, expected):
 
 
 @pytest.mark.parametrize("quote", [u"", u"'", u'"'])
-@pytest.mark.parametrize("value", [v for v, _ in NEW_VALUE_QUOTING])
+@pytest.mark.parametrize("value", [case[0] for case in NEW_VALUE_QUOTING])
 def test_replaced_value_reads_back_in_any_original_style(quote, value):
     original = u"V=%sold%s # keep\n" % (quote, quote)
     out = _envfile.render(_envfile.apply_flags(_envfile.parse(original), {"V": value}).doc)

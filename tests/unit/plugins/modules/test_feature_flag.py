@@ -133,7 +133,7 @@ def test_documented_options_match_argument_spec():
 
 
 def test_examples_parse_and_use_only_documented_options():
-    _, options = _doc_options()
+    options = _doc_options()[1]
     for task in yaml.safe_load(feature_flag.EXAMPLES):
         args = task.get("prodready.deploy.feature_flag")
         if args is not None:
