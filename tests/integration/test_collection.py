@@ -33,7 +33,7 @@ def test_build_excludes_local_state_and_installs(tmp_path):
     assert "meta/runtime.yml" in names and "plugins/module_utils/_errors.py" in names
 
     dest = tmp_path / "collections"
-    proc = run([str(ROOT / ".venv/bin/ansible-galaxy"), "collection", "install", "-p", str(dest),
+    proc = run([str(ROOT / ".venv/bin/ansible-galaxy"), "collection", "install", "--force", "-p", str(dest),
                 str(tarball)])
     assert proc.returncode == 0, proc.stderr
     assert (dest / "ansible_collections/prodready/deploy/meta/runtime.yml").exists()
