@@ -325,6 +325,41 @@ created_target:
   returned: mode restore
   type: bool
   sample: false
+state:
+  description: Added by Ansible for O(path) - C(file) or C(directory) (the directory format).
+  returned: when path exists
+  type: str
+  sample: file
+mode:
+  description: Added by Ansible for O(path) - its permissions.
+  returned: when path exists
+  type: str
+  sample: "0600"
+owner:
+  description: Added by Ansible for O(path) - owner name.
+  returned: when path exists
+  type: str
+  sample: postgres
+group:
+  description: Added by Ansible for O(path) - group name.
+  returned: when path exists
+  type: str
+  sample: postgres
+uid:
+  description: Added by Ansible for O(path) - owner id.
+  returned: when path exists
+  type: int
+  sample: 999
+gid:
+  description: Added by Ansible for O(path) - group id.
+  returned: when path exists
+  type: int
+  sample: 999
+size:
+  description: Added by Ansible for O(path) - size of the file or directory entry in bytes (see RV(size_bytes) for the backup size).
+  returned: when path exists
+  type: int
+  sample: 10240
 executed_commands:
   description: Commands run (or that would run, in check mode), as argv lists. They never hold a password.
   returned: always
