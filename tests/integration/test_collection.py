@@ -3,7 +3,6 @@
 import json
 import subprocess
 import tarfile
-from pathlib import Path
 
 from helpers import ROOT, ansible_env
 
@@ -57,9 +56,9 @@ def test_runtime_action_group_lists_the_five_modules():
 
 
 def test_demo_runs_twice_and_prints_health_through_the_router(sandbox):
-    for _ in range(2):
+    for run_number in (1, 2):
         proc = subprocess.run(["bash", str(ROOT / "scripts/demo.sh")], capture_output=True,
                               text=True, check=False, cwd=str(ROOT), timeout=600)
-        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+        assert proc.returncode == 0, (run_number, proc.stdout[-2000:] + proc.stderr[-2000:])
         assert '"version": "1.0.0"' in proc.stdout and '"status": "healthy"' in proc.stdout
         assert "GET /health through haproxy" in proc.stdout

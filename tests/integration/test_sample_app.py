@@ -120,7 +120,7 @@ def test_good_release_serves_health_ready_metrics_cache_and_flags(sandbox, migra
 
 def test_health_answers_while_ready_reports_a_dead_database(sandbox, release_dir, run_app):
     bad_url = "postgresql+psycopg2://app:wrong@127.0.0.1:%d/app" % sandbox["services"]["postgres"]["port"]
-    url, _ = run_app(release_dir("1.1.0", "good"), bad_url)
+    url = run_app(release_dir("1.1.0", "good"), bad_url)[0]
     health = requests.get(url + "/health", timeout=10)
     assert health.status_code == 200 and health.json()["positions"] is None
     ready = requests.get(url + "/ready", timeout=10)
@@ -129,13 +129,13 @@ def test_health_answers_while_ready_reports_a_dead_database(sandbox, release_dir
 
 
 def test_crash_variant_exits_at_start(migrated, release_dir, run_app):
-    _, proc = run_app(release_dir("1.2.0", "crash"), migrated["url"], wait=False)
+    proc = run_app(release_dir("1.2.0", "crash"), migrated["url"], wait=False)[1]
     assert proc.wait(timeout=30) == 3
     assert "refusing to start (crash variant)" in proc.log_path.read_text()
 
 
 def test_slow_variant_adds_latency(migrated, release_dir, run_app):
-    url, _ = run_app(release_dir("1.2.0", "slow"), migrated["url"])
+    url = run_app(release_dir("1.2.0", "slow"), migrated["url"])[0]
     started = time.perf_counter()
     assert requests.get(url + "/health", timeout=10).json()["variant"] == "slow"
     # A lower bound set by the app's own sleep: cannot pass by chance on a slow machine.
@@ -146,8 +146,8 @@ def test_errors_variant_fails_half_the_requests_after_its_first_40(sandbox, rele
     release = release_dir("1.2.0", "errors")
     assert alembic(app_python, release, fresh_db["url"], "upgrade", "head").returncode == 0
     assert revision(sandbox, fresh_db["name"]) == "0004_audit"
-    url, _ = run_app(release, fresh_db["url"])
-    statuses = [requests.get(url + "/health", timeout=5).status_code for _ in range(79)]
+    url = run_app(release, fresh_db["url"])[0]
+    statuses = [requests.get(url + "/health", timeout=5).status_code for attempt in range(79)]
     assert statuses[:39] == [200] * 39  # the start probe was request 1 of 80
     assert statuses[39:].count(500) == 20 and statuses[39:].count(200) == 20
 

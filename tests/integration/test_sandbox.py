@@ -139,4 +139,4 @@ def test_a_second_sandbox_comes_up_and_down_leaving_no_process(tmp_path):
     assert down.returncode == 0, down.stderr
     assert live_processes(str(tmp_path / "sb")) == []
     # postgres' processes name the data dir only in the postmaster; check the port too.
-    assert not any("26432" in cmd for _, cmd in live_processes("postgres"))
+    assert not any("26432" in cmd for pid, cmd in live_processes("postgres"))
