@@ -1,0 +1,85 @@
+# -*- coding: utf-8 -*-
+"""Unit tables for _statefile: parsing, merging, audit lines."""
+
+import json
+
+import pytest
+
+from ansible_collections.prodready.deploy.plugins.module_utils import _statefile
+from ansible_collections.prodready.deploy.plugins.module_utils._errors import ProdreadyError
+
+
+@pytest.mark.parametrize("data, expected", [
+    (None, {}),
+    (b"", {}),
+    (b"  \n", {}),
+    (b"{}", {}),
+    (b'{"live_color": "blue", "versions": {"blue": "1.0"}}',
+     {"live_color": "blue", "versions": {"blue": "1.0"}}),
+])
+def test_parse_state_ok(data, expected):
+    assert _statefile.parse_state(data, "/s/state.json") == expected
+
+
+@pytest.mark.parametrize("data, fragment", [
+    (b'{"live_color": "blue"', "not valid JSON"),
+    (b"[1, 2]", "JSON list, not an object"),
+    (b'"blue"', "JSON str, not an object"),
+    (b"\xff\xfe{}", "not UTF-8"),
+])
+def test_parse_state_refuses_corrupt(data, fragment):
+    with pytest.raises(ProdreadyError) as err:
+        _statefile.parse_state(data, "/s/state.json")
+    assert "/s/state.json" in str(err.value)
+    assert fragment in str(err.value)
+    assert "refusing to overwrite" in str(err.value)
+
+
+@pytest.mark.parametrize("state, update, expected, changed", [
+    ({}, {}, {}, False),
+    ({"a": 1}, {"a": 1}, {"a": 1}, False),
+    ({"a": 1}, {"a": 2}, {"a": 2}, True),
+    ({"a": 1}, {"b": None}, {"a": 1}, False),
+    ({"a": 1, "b": 2}, {"b": None}, {"a": 1}, True),
+    ({"v": {"blue": "1", "green": "2"}}, {"v": {"blue": "3"}}, {"v": {"blue": "3"}}, True),
+    ({"v": {"blue": "1"}}, {"v": {"blue": "1"}}, {"v": {"blue": "1"}}, False),
+    ({}, {"l": [1, 2]}, {"l": [1, 2]}, True),
+])
+def test_merge_update(state, update, expected, changed):
+    before = json.dumps(state, sort_keys=True)
+    new, was_changed = _statefile.merge_update(state, update)
+    assert new == expected
+    assert was_changed is changed
+    assert json.dumps(state, sort_keys=True) == before  # input untouched
+
+
+def test_merge_update_copies_values():
+    update = {"v": {"blue": "1"}}
+    new, _changed = _statefile.merge_update({}, update)
+    update["v"]["blue"] = "2"
+    assert new == {"v": {"blue": "1"}}
+
+
+@pytest.mark.parametrize("epoch, text", [
+    (0, "1970-01-01T00:00:00Z"),
+    (1795689667.9, "2026-11-26T10:41:07Z"),
+])
+def test_iso_utc(epoch, text):
+    assert _statefile.iso_utc(epoch) == text
+
+
+def test_audit_line_added_keys_win():
+    line = _statefile.build_audit_line({"action": "switch", "user": "mallory"}, 0, "deploy", "web1")
+    assert line == {"action": "switch", "time": "1970-01-01T00:00:00Z", "user": "deploy",
+                    "host": "web1"}
+
+
+def test_render_audit_line_is_one_line():
+    data = _statefile.render_audit_line({"msg": "two\nlines", "to": "green"})
+    assert data.endswith(b"\n") and data.count(b"\n") == 1
+    assert json.loads(data) == {"msg": "two\nlines", "to": "green"}
+
+
+def test_render_state_round_trips():
+    state = {"b": 1, "a": {"x": None}}
+    assert _statefile.parse_state(_statefile.render_state(state), "p") == state
