@@ -45,6 +45,11 @@ BASE_PORTS = {
     "nginx": 28081,
     "blue": 28101,
     "green": 28102,
+    # A second app slot behind its own haproxy frontend, for tests that deploy with the
+    # blue_green role while the demo's app keeps the first slot.
+    "test_router": 28180,
+    "test_blue": 28201,
+    "test_green": 28202,
 }
 
 APP_DB = "app"
@@ -462,6 +467,17 @@ backend be_app
     server blue 127.0.0.1:{p['blue']} check disabled
     server green 127.0.0.1:{p['green']} check disabled
 
+frontend fe_test
+    bind 127.0.0.1:{p['test_router']}
+    default_backend be_test
+
+backend be_test
+    option httpchk GET /health
+    http-check expect status 200
+    default-server inter 500ms fall 2 rise 1
+    server blue 127.0.0.1:{p['test_blue']} check disabled
+    server green 127.0.0.1:{p['test_green']} check disabled
+
 listen stats
     bind 127.0.0.1:{p['haproxy_stats']}
     stats enable
@@ -477,6 +493,8 @@ listen stats
         return {"host": "127.0.0.1", "port": self.ports["haproxy"], "config": str(self.conf()),
                 "admin_socket": str(self.admin_socket), "backend": "be_app",
                 "servers": {"blue": self.ports["blue"], "green": self.ports["green"]},
+                "test_backend": "be_test", "test_port": self.ports["test_router"],
+                "test_servers": {"blue": self.ports["test_blue"], "green": self.ports["test_green"]},
                 "stats_url": f"http://127.0.0.1:{self.ports['haproxy_stats']}/stats"}
 
 
