@@ -1,0 +1,392 @@
+# -*- coding: utf-8 -*-
+# Copyright: prodready.deploy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: deploy_lock
+short_description: Take or release a per-app deploy lock on a host
+version_added: 0.1.0
+description:
+  - Makes sure only one deploy runs at a time for an application on a host. The lock is a
+    file holding a JSON record (C(owner), C(run_id), C(since) in ISO 8601 UTC, C(since_epoch),
+    C(host), C(pid)), mode C(0600).
+  - The file is created atomically and exclusively (written to a temporary file, then
+    hard-linked to O(path), which fails when the lock exists; C(O_CREAT|O_EXCL) where hard
+    links are not supported), so of two runs racing for the lock exactly one wins.
+  - Taking a lock this run (same O(run_id)) already holds changes nothing, so the lock task
+    can run again in a later play of the same run.
+  - A lock held by another run is waited for, polling every 0.2 seconds, up to O(timeout);
+    then the module fails naming the holder, its run and since when it holds the lock.
+  - A lock older than O(stale_after) seconds is stale (its run most likely died). It is only
+    broken with O(break_stale=true); otherwise the module fails and says so.
+author:
+  - prodready.deploy maintainers (@prodready)
+options:
+  path:
+    description:
+      - The lock file, for example C(/srv/app/deploy.lock). Its directory must exist.
+    type: path
+    required: true
+  state:
+    description:
+      - V(present) takes the lock, V(absent) releases it.
+    type: str
+    choices: [present, absent]
+    default: present
+  run_id:
+    description:
+      - Identifies this run, the same for every task of the run (the blue_green role uses one
+        id per playbook run). Only the run that took the lock releases it.
+    type: str
+    required: true
+  owner:
+    description:
+      - Who holds the lock, shown to whoever waits for it.
+      - Defaults to C(<login name>@<host name>) of the user running the module.
+    type: str
+  timeout:
+    description:
+      - Seconds to wait for a lock held by another run before failing. V(0) fails at once.
+    type: float
+    default: 0
+  stale_after:
+    description:
+      - Seconds after which a lock held by another run is considered stale.
+    type: float
+    default: 3600
+  break_stale:
+    description:
+      - Break a stale lock (older than O(stale_after)) and take it. The old holder's record
+        is returned in RV(broke_stale).
+    type: bool
+    default: false
+  force:
+    description:
+      - Take (O(state=present)) or release (O(state=absent)) a lock held by another run,
+        whatever its age.
+      - Dangerous; two deploys may then run at once. Use it only after checking that the
+        holder is gone.
+    type: bool
+    default: false
+attributes:
+  check_mode:
+    support: full
+    description: Reports whether the lock would be taken or released, waits (read only) like
+      a real run for a held lock and fails the same way, and creates or removes nothing.
+  diff_mode:
+    support: none
+    description: No diff is shown; RV(holder) tells who holds the lock.
+notes:
+  - Release the lock in an C(always) section so that a failed deploy does not leave it held.
+  - A lock broken by O(break_stale) or O(force) is first renamed aside and checked to be the
+    one judged stale, so a lock another run has just taken is not removed.
+"""
+
+EXAMPLES = r"""
+- name: Take the deploy lock of the app, waiting up to 2 minutes for another deploy
+  prodready.deploy.deploy_lock:
+    path: /srv/app/deploy.lock
+    run_id: "{{ deploy_run_id }}"
+    owner: "{{ lookup('env', 'USER') }}@{{ lookup('pipe', 'hostname') }}"
+    timeout: 120
+  register: lock
+
+- name: Release it (in an always section)
+  prodready.deploy.deploy_lock:
+    path: /srv/app/deploy.lock
+    run_id: "{{ deploy_run_id }}"
+    state: absent
+
+- name: Break a lock left by a run that died more than 30 minutes ago
+  prodready.deploy.deploy_lock:
+    path: /srv/app/deploy.lock
+    run_id: "{{ deploy_run_id }}"
+    stale_after: 1800
+    break_stale: true
+"""
+
+RETURN = r"""
+holder:
+  description:
+    - The lock record after the task (in check mode, the one it would have), V(null) when the
+      lock is released.
+  returned: always
+  type: dict
+  contains:
+    owner:
+      description: Who holds the lock.
+      type: str
+    run_id:
+      description: The run holding the lock.
+      type: str
+    since:
+      description: When the lock was taken, ISO 8601 UTC.
+      type: str
+    since_epoch:
+      description: The same, seconds since the epoch.
+      type: float
+    host:
+      description: The host name of the holder.
+      type: str
+    pid:
+      description: The process id of the module that took the lock.
+      type: int
+  sample: {"owner": "deploy@ci-runner-3", "run_id": "20261126T104107-8f2c", "host": "web1",
+           "since": "2026-11-26T10:41:07Z", "since_epoch": 1795689667.2, "pid": 4711}
+acquired:
+  description: V(true) when this run holds the lock after the task.
+  returned: always
+  type: bool
+  sample: true
+waited_s:
+  description: Seconds spent waiting for another run's lock.
+  returned: always
+  type: float
+  sample: 0.0
+broke_stale:
+  description:
+    - The record of the stale (or, with O(force), held) lock that was broken, else V(null).
+  returned: always
+  type: dict
+  sample: {"owner": "deploy@old", "run_id": "20261125T000000-aaaa", "host": "web1",
+           "since": "2026-11-25T00:00:00Z", "since_epoch": 1795564800.0, "pid": 99}
+"""
+
+import errno
+import getpass
+import os
+import socket
+import tempfile
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.common.text.converters import to_native
+
+from ansible_collections.prodready.deploy.plugins.module_utils._errors import ProdreadyError
+from ansible_collections.prodready.deploy.plugins.module_utils import _lockfile
+
+POLL_S = 0.2
+LOCK_MODE = 0o600
+
+
+def argument_spec():
+    """The module's options."""
+    return dict(
+        path=dict(type="path", required=True),
+        state=dict(type="str", default="present", choices=["present", "absent"]),
+        run_id=dict(type="str", required=True),
+        owner=dict(type="str"),
+        timeout=dict(type="float", default=0),
+        stale_after=dict(type="float", default=3600),
+        break_stale=dict(type="bool", default=False),
+        force=dict(type="bool", default=False),
+    )
+
+
+def check_options(params):
+    """Refuse values the types alone do not catch."""
+    if not params["run_id"].strip():
+        raise ProdreadyError("run_id: must not be empty")
+    if params["timeout"] < 0:
+        raise ProdreadyError("timeout: must be 0 or more seconds, got %s" % params["timeout"])
+    if params["stale_after"] <= 0:
+        raise ProdreadyError("stale_after: must be more than 0 seconds, got %s"
+                             % params["stale_after"])
+    directory = os.path.dirname(params["path"]) or "."
+    if os.path.isdir(params["path"]):
+        raise ProdreadyError("path: %s is a directory, not a lock file" % params["path"])
+    if not os.path.isdir(directory):
+        raise ProdreadyError("path: the directory %s of the lock file does not exist"
+                             % directory)
+
+
+def default_owner():
+    """``<login name>@<host name>`` of the user running the module."""
+    try:
+        user = getpass.getuser()
+    except Exception:  # neither the environment nor the password database knows the uid
+        user = str(os.getuid())
+    return "%s@%s" % (user, socket.gethostname())
+
+
+def read_lock(path):
+    """The record in the lock file, or None when there is no lock."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+            mtime = os.fstat(handle.fileno()).st_mtime
+    except (IOError, OSError) as exc:
+        if exc.errno == errno.ENOENT:
+            return None
+        raise ProdreadyError("path: cannot read the lock file %s: %s" % (path, to_native(exc)))
+    return _lockfile.parse_record(data, mtime)
+
+
+def create_lock(path, record):
+    """Create the lock file holding `record` if it does not exist; True when created."""
+    data = _lockfile.render_record(record)
+    directory = os.path.dirname(path) or "."
+    try:
+        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", dir=directory)
+    except OSError as exc:
+        raise ProdreadyError("path: cannot create a file in %s: %s" % (directory, to_native(exc)))
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), LOCK_MODE)
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            # link() is atomic and exclusive, and the lock appears with its content complete.
+            os.link(tmp, path)
+            return True
+        except OSError as exc:
+            if exc.errno == errno.EEXIST:
+                return False
+            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
+                raise
+        return _create_excl(path, data)
+    except (IOError, OSError) as exc:
+        raise ProdreadyError("path: cannot create the lock file %s: %s" % (path, to_native(exc)))
+    finally:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+
+
+def _create_excl(path, data):
+    """O_CREAT|O_EXCL creation, for filesystems without hard links."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, LOCK_MODE)
+    except OSError as exc:
+        if exc.errno == errno.EEXIST:
+            return False
+        raise
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return True
+
+
+def take_away(path, record):
+    """Remove the lock judged breakable (`record`); False when it changed meanwhile.
+
+    The file is renamed aside first and compared: if another run replaced it in the
+    meantime, its lock is put back (link fails if yet another run took the path).
+    """
+    aside = "%s.broken.%d.%s" % (path, os.getpid(), int(time.time() * 1000))
+    try:
+        os.rename(path, aside)
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            return False
+        raise ProdreadyError("path: cannot remove the lock file %s: %s" % (path, to_native(exc)))
+    moved = read_lock(aside)
+    same = moved is not None and (moved.get("run_id"), moved.get("since_epoch")) == (
+        record.get("run_id"), record.get("since_epoch"))
+    if not same:
+        try:
+            os.link(aside, path)
+        except OSError:
+            pass
+    try:
+        os.unlink(aside)
+    except OSError:
+        pass
+    return same
+
+
+def acquire(module, params, clock=time.time, monotonic=time.monotonic, sleep=time.sleep):
+    """Take the lock (or predict it in check mode); returns the result dict."""
+    path = params["path"]
+    run_id = params["run_id"]
+    mine = _lockfile.make_record(params["owner"] or default_owner(), run_id, clock(),
+                                 socket.gethostname(), os.getpid())
+    started = monotonic()
+    broke = None
+    while True:
+        waited = monotonic() - started
+        record = read_lock(path)
+        if record is None:
+            if module.check_mode:
+                return dict(changed=True, holder=mine, acquired=True, waited_s=round(waited, 3),
+                            broke_stale=broke)
+            if create_lock(path, mine):
+                return dict(changed=True, holder=read_lock(path) or mine, acquired=True,
+                            waited_s=round(waited, 3), broke_stale=broke)
+            continue  # another run won the race: look at its lock
+        now = clock()
+        action = _lockfile.decide(record, run_id, now, params["stale_after"],
+                                  params["break_stale"], params["force"])
+        if action == _lockfile.OURS:
+            return dict(changed=broke is not None, holder=record, acquired=True,
+                        waited_s=round(waited, 3), broke_stale=broke)
+        if action in (_lockfile.BREAK_STALE, _lockfile.FORCE):
+            if module.check_mode:
+                return dict(changed=True, holder=mine, acquired=True, waited_s=round(waited, 3),
+                            broke_stale=record)
+            if take_away(path, record):
+                broke = record
+            continue
+        if action == _lockfile.STALE:
+            raise ProdreadyError(_lockfile.stale_message(path, record, now,
+                                                         params["stale_after"]),
+                                 holder=record, acquired=False, waited_s=round(waited, 3),
+                                 broke_stale=None)
+        if waited >= params["timeout"]:
+            raise ProdreadyError(_lockfile.held_message(path, record, now, waited),
+                                 holder=record, acquired=False, waited_s=round(waited, 3),
+                                 broke_stale=None)
+        sleep(min(POLL_S, max(0.0, params["timeout"] - waited)) or POLL_S)
+
+
+def release(module, params):
+    """Release the lock (or predict it in check mode); returns the result dict."""
+    path = params["path"]
+    record = read_lock(path)
+    if record is None:
+        return dict(changed=False, holder=None, acquired=False, waited_s=0.0, broke_stale=None)
+    ours = record.get("run_id") == params["run_id"]
+    if not ours and not params["force"]:
+        raise ProdreadyError(_lockfile.release_refused_message(path, record, params["run_id"]),
+                             holder=record, acquired=False, waited_s=0.0, broke_stale=None)
+    if not module.check_mode:
+        if ours:
+            try:
+                os.unlink(path)
+            except OSError as exc:
+                if exc.errno != errno.ENOENT:
+                    raise ProdreadyError("path: cannot remove the lock file %s: %s"
+                                         % (path, to_native(exc)))
+        else:
+            take_away(path, record)
+    return dict(changed=True, holder=None, acquired=False, waited_s=0.0,
+                broke_stale=None if ours else record)
+
+
+def run(module):
+    """The module's work for `module.params`; returns the result dict."""
+    params = module.params
+    check_options(params)
+    if params["state"] == "present":
+        return acquire(module, params)
+    return release(module, params)
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    try:
+        module.exit_json(**run(module))
+    except ProdreadyError as e:
+        module.fail_json(msg=str(e), **e.details)
+
+
+if __name__ == "__main__":
+    main()

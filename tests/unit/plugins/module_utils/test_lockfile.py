@@ -1,0 +1,75 @@
+# -*- coding: utf-8 -*-
+"""Unit tables for _lockfile: record, staleness, decisions, messages."""
+
+import json
+
+import pytest
+
+from ansible_collections.prodready.deploy.plugins.module_utils import _lockfile
+
+NOW = 1795689667.0
+
+
+def rec(run_id="r1", age=10.0, owner="alice@ci"):
+    return _lockfile.make_record(owner, run_id, NOW - age, "web1", 42)
+
+
+def test_make_and_parse_record_round_trip():
+    record = rec()
+    parsed = _lockfile.parse_record(_lockfile.render_record(record), 0)
+    assert parsed == record
+    assert parsed["since"] == "2026-11-26T10:40:57Z"
+
+
+@pytest.mark.parametrize("data", [b"", b"{", b"[]", b"\xff"])
+def test_unreadable_lock_is_held_by_unknown_since_mtime(data):
+    parsed = _lockfile.parse_record(data, NOW - 5)
+    assert parsed["owner"].startswith("unknown")
+    assert parsed["run_id"] is None
+    assert _lockfile.age_s(parsed, NOW) == pytest.approx(5)
+
+
+def test_bad_since_epoch_falls_back_to_mtime():
+    parsed = _lockfile.parse_record(json.dumps({"run_id": "x", "since_epoch": "soon"}).encode(),
+                                    NOW - 7)
+    assert parsed["since_epoch"] == NOW - 7 and parsed["since"]
+
+
+@pytest.mark.parametrize("age, stale_after, stale", [
+    (10, 3600, False),
+    (3600, 3600, False),
+    (3601, 3600, True),
+    (-50, 1, False),  # clock skew: a lock from the future is fresh
+])
+def test_is_stale(age, stale_after, stale):
+    assert _lockfile.is_stale(rec(age=age), NOW, stale_after) is stale
+
+
+@pytest.mark.parametrize("run_id, age, break_stale, force, action", [
+    ("r1", 10, False, False, _lockfile.OURS),
+    ("r1", 99999, False, True, _lockfile.OURS),
+    ("r2", 10, False, False, _lockfile.WAIT),
+    ("r2", 10, True, False, _lockfile.WAIT),
+    ("r2", 10, False, True, _lockfile.FORCE),
+    ("r2", 7200, False, False, _lockfile.STALE),
+    ("r2", 7200, True, False, _lockfile.BREAK_STALE),
+])
+def test_decide(run_id, age, break_stale, force, action):
+    assert _lockfile.decide(rec(age=age), run_id, NOW, 3600, break_stale, force) == action
+
+
+def test_held_message():
+    msg = _lockfile.held_message("/srv/app/deploy.lock", rec(age=75), NOW, 2.04)
+    assert msg == ("deploy lock /srv/app/deploy.lock is held by alice@ci (run r1) since "
+                   "2026-11-26T10:39:52Z (75 s ago); waited 2.0 s")
+
+
+def test_stale_message_tells_how_to_break():
+    msg = _lockfile.stale_message("/l", rec(age=7200), NOW, 3600)
+    assert "is stale" in msg and "alice@ci (run r1)" in msg and "7200 s ago" in msg
+    assert "stale_after=3600 s" in msg and "break_stale: true" in msg
+
+
+def test_release_refused_message():
+    msg = _lockfile.release_refused_message("/l", rec(), "r9")
+    assert "held by alice@ci (run r1)" in msg and "(r9)" in msg and "force: true" in msg
