@@ -2,27 +2,18 @@
 
 import os
 import signal
-import socket
 import subprocess
 import time
 import uuid
 from pathlib import Path
 
-import psycopg2
 import pytest
 import requests
 
 import demo_app as app_tools  # scripts/demo_app.py
+from apptools import free_port, superuser_conn
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def superuser_conn(sandbox, db="postgres"):
-    pg = sandbox["services"]["postgres"]
-    conn = psycopg2.connect(host=pg["host"], port=pg["port"], user="postgres", dbname=db,
-                            password=sandbox["secrets"]["postgres_superuser_password"])
-    conn.autocommit = True
-    return conn
 
 
 @pytest.fixture(scope="session")
@@ -60,24 +51,6 @@ def release_dir(tmp_path_factory):
         return app_tools.unpack(Path(art["path"]), base / f"{version}-{variant}")
 
     return make
-
-
-def free_port():
-    """A free TCP port below 32768 (above is the kernel's ephemeral range)."""
-    for port in range(29100, 29900):
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-                return port
-            except OSError:
-                continue
-    raise RuntimeError("no free port in 29100-29899")
-
-
-def alembic(app_python, release, url, *args):
-    env = dict(os.environ, DATABASE_URL=url)
-    return subprocess.run([str(app_python), "-m", "alembic", "-c", "alembic.ini", *args],
-                          cwd=release, env=env, capture_output=True, text=True, check=False)
 
 
 @pytest.fixture

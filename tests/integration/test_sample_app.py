@@ -10,7 +10,7 @@ import pytest
 import redis
 import requests
 
-from conftest import alembic, superuser_conn
+from apptools import alembic, superuser_conn
 
 EXPECTED_TABLES = {
     # runbook 002
