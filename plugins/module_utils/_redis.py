@@ -260,13 +260,67 @@ def scan_count(client, pattern, batch=1000):
             return len(seen)
 
 
-def scan_unlink(client, pattern, batch=1000):
-    """Delete every key matching ``pattern`` with SCAN + UNLINK; returns the number deleted.
+# Run by the server: SCAN one page, UNLINK what it returned, and go on with the next page
+# until the time budget (microseconds) is spent or the scan is complete. The keys never
+# travel to the client and back, and no call holds the server longer than the budget plus
+# one page, so other clients wait a few milliseconds at most. UNLINK is split in slices
+# to stay under Lua's unpack() limit.
+_SCAN_UNLINK_LUA = """
+local cursor = ARGV[1]
+local function now_us()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+local started = now_us()
+local deleted = 0
+repeat
+  local reply = redis.call('SCAN', cursor, 'MATCH', ARGV[2], 'COUNT', ARGV[3])
+  cursor = reply[1]
+  local keys = reply[2]
+  for i = 1, #keys, 500 do
+    deleted = deleted + redis.call('UNLINK', unpack(keys, i, math.min(i + 499, #keys)))
+  end
+until cursor == '0' or now_us() - started >= tonumber(ARGV[4])
+return {cursor, deleted}
+"""
 
-    Each round trip is one pipeline holding the UNLINK of the previous SCAN's keys and the
-    next SCAN, so the server never runs a command longer than one batch (no KEYS, no
-    blocking) and the client pays one round trip per batch. UNLINK frees large values in
-    a background thread. The count is UNLINK's own, so keys seen twice are counted once.
+DEFAULT_BUDGET_MS = 2.0
+
+
+def scan_unlink(client, pattern, batch=1000, budget_ms=DEFAULT_BUDGET_MS):
+    """Delete every key matching ``pattern`` with SCAN + UNLINK in batches; returns the count.
+
+    Never KEYS, never one long command: the work is cut in SCAN pages (``batch`` is the
+    COUNT hint) run by a small server-side script, each call doing pages until
+    ``budget_ms`` is spent, so the keys are not shipped to the client and back and other
+    clients wait at most about ``budget_ms`` plus one page. Where scripting is not allowed
+    (ACL ``-@scripting``, a proxy without EVAL) it falls back to scan_unlink_pipelined().
+    The count is UNLINK's own, so a key SCAN returns twice is counted once. UNLINK frees
+    large values in a background thread.
+    """
+    script = client.register_script(_SCAN_UNLINK_LUA)
+    budget_us = int(budget_ms * 1000)
+    deleted = 0
+    cursor = "0"
+    try:
+        while True:
+            cursor, count = script(args=[cursor, pattern, batch, budget_us])
+            deleted += int(count)
+            cursor = cursor.decode() if isinstance(cursor, bytes) else str(cursor)
+            if cursor == "0":
+                return deleted
+    except redis.exceptions.ResponseError as exc:
+        text = str(exc).lower()
+        if not any(word in text for word in ("noperm", "unknown command", "not allowed", "scripting")):
+            raise
+        return deleted + scan_unlink_pipelined(client, pattern, batch)
+
+
+def scan_unlink_pipelined(client, pattern, batch=1000):
+    """scan_unlink() without scripting: SCAN, then UNLINK the page pipelined with the next SCAN.
+
+    Each round trip is one pipeline holding the UNLINK of the previous page and the next
+    SCAN; the keys are read raw (bytes), so any key name works.
     """
     raw = _never_decode()
     deleted = 0

@@ -1,0 +1,91 @@
+#!/usr/bin/env python
+"""Benchmark: health_gate's sampler vs ApacheBench against the sandbox nginx static file.
+
+    .venv/bin/python bench/bench_health_gate.py [--requests 10000] [--concurrency 8]
+
+Runs, in one go and on the same URL (sandbox["services"]["nginx"]["static_url"]):
+- health_gate's run() (one pooled requests.Session, threads, perf_counter) at concurrency C;
+- `ab -k -c C -n N` (keep-alive, like our pooled session) and `ab -c C -n N` (a new
+  connection per request, as the runbooks' `ab -n 100 -c 10` does);
+- the same two at concurrency 1, where both tools measure the server rather than their
+  own queueing, to check that our latency measurement agrees with ab's.
+
+Prints throughput ratios (ours / ab) and each percentile's ratio (ours / ab). ab's
+percentiles come from its `-e` CSV (fractional ms), not its integer-ms summary table.
+"""
+
+import argparse
+import csv
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / ".build" / "collections"))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import sandbox as sandbox_script  # noqa: E402
+from ansible_collections.prodready.deploy.plugins.modules import health_gate  # noqa: E402
+
+
+def ours(url, requests, concurrency):
+    params = dict((name, spec.get("default")) for name, spec in health_gate.argument_spec().items())
+    params.update(url=url, requests=requests, concurrency=concurrency, timeout=10)
+    result = health_gate.run(params)
+    return dict(rps=result["requests_per_s"], p50=result["latency_ms"]["p50"], p95=result["latency_ms"]["p95"],
+                p99=result["latency_ms"]["p99"], max=result["latency_ms"]["max"], errors=result["errors"])
+
+
+def ab(url, requests, concurrency, keepalive):
+    with tempfile.NamedTemporaryFile(suffix=".csv") as table:
+        argv = ["ab", "-q", "-c", str(concurrency), "-n", str(requests), "-e", table.name]
+        if keepalive:
+            argv.append("-k")
+        out = subprocess.run(argv + [url], capture_output=True, text=True, check=True).stdout
+        with open(table.name) as fh:
+            rows = list(csv.reader(fh))[1:]
+        served = dict((int(float(row[0])), float(row[1])) for row in rows)
+    rps = float(re.search(r"Requests per second:\s+([\d.]+)", out).group(1))
+    failed = int(re.search(r"Failed requests:\s+(\d+)", out).group(1))
+    longest = float(re.search(r"100%\s+(\d+)", out).group(1))
+    return dict(rps=rps, p50=served[50], p95=served[95], p99=served[99], max=max(served[99], longest), errors=failed)
+
+
+def line(name, figures):
+    return "%-22s %9.0f req/s  p50 %7.3f  p95 %7.3f  p99 %7.3f  max %8.3f ms  errors %d" % (
+        name, figures["rps"], figures["p50"], figures["p95"], figures["p99"], figures["max"], figures["errors"])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=10000)
+    parser.add_argument("--concurrency", type=int, default=8)
+    opts = parser.parse_args()
+    url = sandbox_script.load()["services"]["nginx"]["static_url"]
+    print("url %s, %d requests, %s CPUs" % (url, opts.requests, os.cpu_count()))
+
+    ours(url, 200, opts.concurrency)  # warm up connections and imports
+    rows = {}
+    for concurrency in (opts.concurrency, 1):
+        rows[("ours", concurrency)] = ours(url, opts.requests, concurrency)
+        rows[("ab -k", concurrency)] = ab(url, opts.requests, concurrency, keepalive=True)
+        rows[("ab", concurrency)] = ab(url, opts.requests, concurrency, keepalive=False)
+        for name in ("ours", "ab -k", "ab"):
+            print(line("%s c=%d" % (name, concurrency), rows[(name, concurrency)]), flush=True)
+
+    print("")
+    for concurrency in (opts.concurrency, 1):
+        mine = rows[("ours", concurrency)]
+        for name in ("ab -k", "ab"):
+            other = rows[(name, concurrency)]
+            ratios = "  ".join("%s %.2fx" % (key, mine[key] / other[key] if other[key] else float("inf"))
+                               for key in ("p50", "p95", "p99"))
+            print("c=%d ours/%-6s throughput %.2fx   latency ours/ab: %s"
+                  % (concurrency, name, mine["rps"] / other["rps"], ratios))
+
+
+if __name__ == "__main__":
+    main()
