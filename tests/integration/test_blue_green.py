@@ -1,0 +1,274 @@
+"""playbooks/deploy.yml with the blue_green role, end to end in the sandbox.
+
+The scenario runs in order on one simulated host (its own app root, database, colors and
+haproxy backend `be_test`), the way an operator's deploy days follow each other:
+first deploy, idempotent re-run, an upgrade with a migration under load, a release that
+crashes (rejected before the switch), one that errors under traffic (switched back, its
+migration downgraded), one whose migration fails, and a deploy that finds the lock held.
+"""
+
+import json
+import re
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import psycopg2
+import pytest
+import requests
+import yaml
+
+import demo_app
+from apptools import superuser_conn
+from helpers import ROOT, run_playbook
+
+pytestmark = pytest.mark.slow
+
+
+class LoadLoop:
+    """Keep-alive GETs through the router in a thread, counting every failed request."""
+
+    def __init__(self, url, max_requests=20000):
+        self.url = url
+        self.max_requests = max_requests
+        self.ok = 0
+        self.failed = []
+        self.versions = set()
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self):
+        session = requests.Session()
+        while not self.stop_event.is_set() and self.ok + len(self.failed) < self.max_requests:
+            try:
+                resp = session.get(self.url, timeout=5)
+                if resp.status_code == 200:
+                    self.ok += 1
+                    self.versions.add(resp.json().get("version"))
+                else:
+                    self.failed.append(resp.status_code)
+            except requests.RequestException as exc:
+                self.failed.append(type(exc).__name__)
+            time.sleep(0.005)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop_event.set()
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def bg(sandbox, tmp_path_factory):
+    base = tmp_path_factory.mktemp("bluegreen")
+    name = "t_bg_" + uuid.uuid4().hex[:8]
+    pg = sandbox["services"]["postgres"]
+    conn = superuser_conn(sandbox)
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE {name} OWNER {pg['app_user']}")
+    conn.close()
+    demo_app.ensure_wheels()
+    dist = base / "dist"
+    artifacts = {
+        "1.0.0": "base", "1.1.0": "good", "1.2.0": "crash", "1.2.1": "errors", "1.2.2": "bad-migration",
+    }
+    for version, variant in artifacts.items():
+        demo_app.build(version, variant, dist)
+    secret = sandbox["secrets"]
+    db_url = "postgresql+psycopg2://%s:%s@%s:%s/%s" % (pg["app_user"], secret["app_db_password"],
+                                                       pg["host"], pg["port"], name)
+    haproxy = sandbox["services"]["haproxy"]
+    sup = sandbox["services"]["supervisor"]
+    app_root = base / "srv" / "bgtest"
+    host_vars = {
+        "ansible_connection": "local",
+        "ansible_python_interpreter": str(ROOT / ".venv" / "bin" / "python"),
+        "blue_green_app_name": "bgtest",
+        "blue_green_app_root": str(app_root),
+        "blue_green_artifact_src": str(dist) + "/sampleapp-{{ blue_green_version }}.tar.gz",
+        "blue_green_pip_extra_args": f"--no-index --find-links {ROOT}/.cache/wheels",
+        "blue_green_start_command": "{{ blue_green_venv }}/bin/python -m sampleapp --port {{ blue_green_port }}",
+        "blue_green_colors": {"blue": {"port": haproxy["test_servers"]["blue"]},
+                              "green": {"port": haproxy["test_servers"]["green"]}},
+        "blue_green_process_manager": "supervisor",
+        "blue_green_supervisor_conf_dir": sup["programs_dir"],
+        "blue_green_supervisorctl": str(ROOT / ".venv" / "bin" / "supervisorctl"),
+        "blue_green_supervisor_config": sup["config"],
+        "blue_green_router": "haproxy",
+        "blue_green_haproxy_admin_socket": haproxy["admin_socket"],
+        "blue_green_haproxy_backend": haproxy["test_backend"],
+        "blue_green_router_url": f"http://127.0.0.1:{haproxy['test_port']}",
+        "blue_green_database": {"db": name, "login_host": pg["host"], "login_port": pg["port"],
+                                "login_user": pg["app_user"], "login_password": secret["app_db_password"]},
+        "blue_green_database_url": db_url,
+        "blue_green_shared_env": {
+            "DATABASE_URL": db_url,
+            "REDIS_URL": demo_app.redis_url(sandbox, 9),
+            "CACHE_PREFIX": "bg_",
+            "DEBUG": "false",
+        },
+        "blue_green_row_count_tables": ["purchase_orders"],
+        "blue_green_gate_live": {"requests": 120, "concurrency": 4, "max_error_rate": 0.01,
+                                 "max_latency_ms": {"p95": 2000}},
+        "blue_green_db_rollback": "downgrade",
+    }
+    inventory = base / "hosts.yml"
+    inventory.write_text(yaml.safe_dump({"all": {"hosts": {"bg1": host_vars}}}))
+    state = {"inventory": inventory, "app_root": app_root, "db": name,
+             "router": host_vars["blue_green_router_url"], "sandbox": sandbox}
+    yield state
+    # Stop the colors and drop the database.
+    for color in ("blue", "green"):
+        demo_app.subprocess.run([str(ROOT / ".venv/bin/supervisorctl"), "-c", sup["config"], "stop",
+                                 f"bgtest-{color}"], capture_output=True, check=False)
+        conf = Path(sup["programs_dir"]) / f"bgtest-{color}.conf"
+        conf.unlink(missing_ok=True)
+    demo_app.subprocess.run([str(ROOT / ".venv/bin/supervisorctl"), "-c", sup["config"], "update"],
+                            capture_output=True, check=False)
+    for server in ("blue", "green"):
+        demo_app.haproxy_cmd(sandbox, f"set server {haproxy['test_backend']}/{server} state maint")
+    conn = superuser_conn(sandbox)
+    with conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    conn.close()
+
+
+def deploy(bg, version, **extra):
+    proc = run_playbook(ROOT / "playbooks" / "deploy.yml", inventory=bg["inventory"],
+                        extra_vars=dict({"app_version": version, "deploy_hosts": "all"}, **extra))
+    proc.output = proc.stdout + proc.stderr
+    return proc
+
+
+def recap_changed(output):
+    match = re.search(r"bg1\s+:\s+ok=\d+\s+changed=(\d+)", output)
+    assert match, output[-3000:]
+    return int(match.group(1))
+
+
+def served_version(bg):
+    return requests.get(bg["router"] + "/health", timeout=5).json()["version"]
+
+
+def db_revision(bg):
+    conn = superuser_conn(bg["sandbox"], bg["db"])
+    with conn.cursor() as cur:
+        cur.execute("SELECT version_num FROM alembic_version")
+        rev = cur.fetchone()[0]
+    conn.close()
+    return rev
+
+
+def tables(bg):
+    conn = superuser_conn(bg["sandbox"], bg["db"])
+    with conn.cursor() as cur:
+        cur.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        names = {r[0] for r in cur.fetchall()}
+    conn.close()
+    return names
+
+
+def state(bg):
+    return json.loads((bg["app_root"] / "state.json").read_text())
+
+
+def audit(bg):
+    return [json.loads(line) for line in (bg["app_root"] / "audit.log").read_text().splitlines()]
+
+
+def test_first_deploy_serves_the_version_through_the_router(bg):
+    proc = deploy(bg, "1.0.0")
+    assert proc.returncode == 0, proc.output[-4000:]
+    assert served_version(bg) == "1.0.0"
+    assert db_revision(bg) == "0002"
+    st = state(bg)
+    assert st["live_version"] == "1.0.0" and st["live_color"] == "blue"
+    assert (bg["app_root"] / "releases" / "1.0.0" / ".release.json").exists()
+    assert oct((bg["app_root"] / "shared" / ".env").stat().st_mode & 0o777) == "0o600"
+    last = audit(bg)[-1]
+    assert last["action"] == "deploy" and last["result"] == "success" and last["version"] == "1.0.0"
+    assert "1.0.0 is live on bg1" in proc.output
+
+
+def test_rerun_of_the_live_version_changes_nothing(bg):
+    before = (bg["app_root"] / "state.json").read_bytes()
+    proc = deploy(bg, "1.0.0")
+    assert proc.returncode == 0, proc.output[-4000:]
+    assert recap_changed(proc.output) == 0
+    assert "already live: nothing to do" in proc.output
+    assert (bg["app_root"] / "state.json").read_bytes() == before
+
+
+def test_upgrade_with_migration_under_load_fails_no_request(bg):
+    with LoadLoop(bg["router"] + "/health") as load:
+        time.sleep(0.5)
+        proc = deploy(bg, "1.1.0")
+        time.sleep(0.5)
+    assert proc.returncode == 0, proc.output[-4000:]
+    assert served_version(bg) == "1.1.0"
+    assert db_revision(bg) == "0003"
+    assert load.failed == [], f"{len(load.failed)} failed of {load.ok + len(load.failed)}: {load.failed[:10]}"
+    assert load.versions == {"1.0.0", "1.1.0"} and load.ok > 50
+    st = state(bg)
+    assert st["live_color"] == "green" and st["previous_version"] == "1.0.0"
+    backup = Path(st["backup_path"])
+    assert backup.exists() and "pre-1.1.0" in backup.name
+    # The previous color stays warm for an instant rollback.
+    assert requests.get("http://127.0.0.1:%d/health" % bg["sandbox"]["services"]["haproxy"]["test_servers"]["blue"],
+                        timeout=5).json()["version"] == "1.0.0"
+
+
+def test_a_release_that_crashes_is_rejected_before_the_switch(bg):
+    proc = deploy(bg, "1.2.0")
+    assert proc.returncode != 0
+    assert "stopped in phase start" in proc.output
+    assert "Traffic: untouched, still on green" in proc.output
+    assert served_version(bg) == "1.1.0"
+    assert db_revision(bg) == "0003"
+    assert state(bg)["live_version"] == "1.1.0"
+    failure = audit(bg)[-1]
+    assert failure["result"] == "failed" and failure["phase"] == "start"
+
+
+def test_errors_after_the_switch_switch_back_and_downgrade(bg):
+    with LoadLoop(bg["router"] + "/health") as load:
+        proc = deploy(bg, "1.2.1")
+    assert proc.returncode != 0
+    assert "stopped in phase gate_live" in proc.output
+    assert "error rate" in proc.output
+    assert "switched back to green (1.1.0)" in proc.output
+    assert "rolled back by downgrade to 0003" in proc.output
+    assert served_version(bg) == "1.1.0"
+    assert db_revision(bg) == "0003"
+    assert "audit_events" not in tables(bg)
+    failure = audit(bg)[-1]
+    assert failure["phase"] == "gate_live" and failure["schema_differences"] == []
+    # Requests that reached the bad release during its gate window were answered by it:
+    # the load loop sees its 5xx, and nothing else fails.
+    assert all(code == 500 for code in load.failed), load.failed[:10]
+
+
+def test_a_failing_migration_leaves_the_database_and_traffic_as_they_were(bg):
+    proc = deploy(bg, "1.2.2")
+    assert proc.returncode != 0
+    assert "stopped in phase migrate" in proc.output
+    assert "0004_bad" in proc.output
+    assert served_version(bg) == "1.1.0"
+    assert db_revision(bg) == "0003"
+    assert "shipments" not in tables(bg)
+
+
+def test_a_second_deploy_fails_while_the_lock_is_held(bg):
+    lock = bg["app_root"] / "deploy.lock"
+    lock.write_text(json.dumps({"owner": "alice@laptop", "run_id": "other-run", "since": "2026-11-26T10:00:00Z",
+                                "since_epoch": time.time(), "host": "laptop", "pid": 1}))
+    try:
+        proc = deploy(bg, "1.1.0")
+    finally:
+        lock.unlink()
+    assert proc.returncode != 0
+    assert "alice@laptop" in proc.output
+    assert served_version(bg) == "1.1.0"
