@@ -1,0 +1,374 @@
+# -*- coding: utf-8 -*-
+"""flag_rollout role end to end: the sample app as a supervisord program of the sandbox.
+
+Each test owns its supervisord program (`flagtest-<hex>`, port 29500-29599), its .env and
+audit log in tmp_path, its database (fresh_db), Redis db 8 under its own key prefix.
+"""
+
+import json
+import os
+import socket
+import stat
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+import redis
+import requests
+import yaml
+
+import demo_app as app_tools  # scripts/demo_app.py
+from helpers import ROOT, run_playbook
+
+PLAYBOOK = ROOT / "playbooks" / "flag_rollout.yml"
+EXAMPLE = ROOT / "examples" / "rollouts" / "purchase-orders.yml"
+PYTHON = str(ROOT / ".venv" / "bin" / "python")
+SUPERVISORCTL = str(ROOT / ".venv" / "bin" / "supervisorctl")
+REDIS_DB = 8
+ADMIN_TOKEN = "flagtest-admin-token-" + uuid.uuid4().hex[:8]
+
+
+PORT_LOCKS = Path("/tmp/prodready-flagtest-ports")
+
+
+def own_port():
+    """A free port of this test module's range (29500-29599), reserved by a lock file so that
+    parallel tests (pytest -n) never pick the same one before the app binds it."""
+    PORT_LOCKS.mkdir(exist_ok=True)
+    for port in range(29500, 29600):
+        lock = PORT_LOCKS / str(port)
+        try:
+            os.close(os.open(str(lock), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        except FileExistsError:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                lock.unlink()
+                continue
+    raise RuntimeError("no free port in 29500-29599")
+
+
+def alembic(app_python, release, url, *args):
+    env = dict(os.environ, DATABASE_URL=url)
+    return subprocess.run([str(app_python), "-m", "alembic", "-c", "alembic.ini", *args],
+                          cwd=release, env=env, capture_output=True, text=True, check=False)
+
+
+def audit_lines(path):
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def write_inventory(tmp_path, hosts):
+    """hosts: name -> host vars. Every host runs locally with the project's interpreter."""
+    inventory = {"app": {"hosts": {}}}
+    for name, hostvars in hosts.items():
+        inventory["app"]["hosts"][name] = dict(
+            hostvars, ansible_connection="local", ansible_python_interpreter=PYTHON)
+    path = tmp_path / "inventory.yml"
+    path.write_text(yaml.safe_dump(inventory))
+    return path
+
+
+class SupervisedApp:
+    """The sample app as a program of the sandbox's supervisord, with its own .env."""
+
+    def __init__(self, sandbox, python, release, db_url, tmp_path):
+        self.sup = sandbox["services"]["supervisor"]
+        self.name = "flagtest-" + uuid.uuid4().hex[:10]
+        self.port = own_port()
+        self.url = "http://127.0.0.1:%d" % self.port
+        self.env_file = tmp_path / ".env"
+        self.conf = Path(self.sup["programs_dir"]) / ("%s.conf" % self.name)
+        self.redis_prefix = "%s:" % self.name
+        lines = [
+            "# sample app settings",
+            "DATABASE_URL=%s" % db_url,
+            "REDIS_URL=%s" % app_tools.redis_url(sandbox, REDIS_DB),
+            "CACHE_PREFIX=%s_" % self.name,
+            "FLAG_REDIS_PREFIX=%s" % self.redis_prefix,
+            "ADMIN_TOKEN=%s" % ADMIN_TOKEN,
+            "ENABLE_PO_CACHING=false",
+            "",
+            "ENABLE_PO_CACHING=false",  # runbook 004's `echo >> .env` left a duplicate
+            "",
+        ]
+        self.env_file.write_text("\n".join(lines))
+        self.env_file.chmod(0o600)
+        self.start = lambda: app_tools.supervisor_program(sandbox, self.name, release, python,
+                                                          self.port, self.env_file, "1.0.0")
+
+    def ctl(self, *args):
+        return subprocess.run([SUPERVISORCTL, "-c", self.sup["config"], *args],
+                              capture_output=True, text=True, check=False)
+
+    def flags(self):
+        return requests.get(self.url + "/api/flags", timeout=5).json()["env_file"]
+
+    def host_vars(self, tmp_path):
+        return {
+            "flag_rollout_env_file": str(self.env_file),
+            "flag_rollout_process_manager": "supervisor",
+            "flag_rollout_services": [self.name],
+            "flag_rollout_supervisorctl": SUPERVISORCTL,
+            "flag_rollout_supervisor_config": self.sup["config"],
+            "flag_rollout_health_url": self.url + "/health",
+            "flag_rollout_health_wait_timeout": 30,
+            "flag_rollout_audit_log": str(tmp_path / "audit.log"),
+        }
+
+    def remove(self):
+        self.ctl("stop", self.name)
+        if self.conf.exists():
+            self.conf.unlink()
+        self.ctl("reread")
+        self.ctl("update", self.name)
+        (PORT_LOCKS / str(self.port)).unlink()
+
+
+@pytest.fixture
+def app(sandbox, app_python, fresh_db, release_dir, tmp_path):
+    release = release_dir("1.0.0", "base")
+    migrated = alembic(app_python, release, fresh_db["url"], "upgrade", "head")
+    assert migrated.returncode == 0, migrated.stderr
+    supervised = SupervisedApp(sandbox, app_python, release, fresh_db["url"], tmp_path)
+    try:
+        supervised.start()
+        health = app_tools.wait_http(supervised.url + "/health")
+        assert health["version"] == "1.0.0"
+        yield supervised
+    finally:
+        supervised.remove()
+        assert supervised.name not in supervised.ctl("status").stdout
+
+
+def pgpass(sandbox, tmp_path, dbname):
+    """libpq settings for the week-1 index check; the password in a 0600 file, not the env."""
+    pg = sandbox["services"]["postgres"]
+    path = tmp_path / "pgpass"
+    path.write_text("%s:%s:%s:%s:%s\n" % (pg["host"], pg["port"], dbname, pg["app_user"],
+                                          sandbox["secrets"]["app_db_password"]))
+    path.chmod(0o600)
+    return {"PGHOST": pg["host"], "PGPORT": str(pg["port"]), "PGUSER": pg["app_user"],
+            "PGDATABASE": dbname, "PGPASSFILE": str(path)}
+
+
+def test_runbook_004_weeks_1_and_2_pass(app, sandbox, fresh_db, tmp_path):
+    hostvars = dict(app.host_vars(tmp_path), po_app_url=app.url, po_admin_token=ADMIN_TOKEN,
+                    po_soak_seconds=0, po_psql_environment=pgpass(sandbox, tmp_path, fresh_db["name"]))
+    inventory = write_inventory(tmp_path, {"web1": hostvars})
+    before = app.env_file.read_text()
+
+    proc = run_playbook(PLAYBOOK, inventory=inventory, extra_vars={
+        "flag_rollout_stages_file": str(EXAMPLE), "flag_rollout_until": "week-2-query-optimization"})
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert ADMIN_TOKEN not in out
+
+    # The restarted app reads the week-2 flags; week 3's are not applied.
+    flags = app.flags()
+    assert flags["ENABLE_PO_QUERY_OPTIMIZATION"] == "true"
+    assert flags["ENABLE_PERFORMANCE_MONITORING"] == "true"
+    assert flags["ENABLE_PO_CACHING"] == "false"
+    text = app.env_file.read_text()
+    assert text.startswith(before.split("ENABLE_PO_CACHING=false")[0])
+    assert text.count("ENABLE_PO_CACHING=false") == 2  # a flag no stage touched is left alone
+    assert stat.S_IMODE(app.env_file.stat().st_mode) == 0o600
+
+    log = tmp_path / "audit.log"
+    assert stat.S_IMODE(log.stat().st_mode) == 0o600
+    entries = audit_lines(log)
+    assert [(e["stage"], e["action"]) for e in entries] == [
+        ("week-1-indexes", "gate-pass"),
+        ("week-2-query-optimization", "apply"),
+        ("week-2-query-optimization", "gate-pass"),
+    ]
+    assert all(e["host"] == "web1" and e["time"].endswith("Z") and e["user"] for e in entries)
+    assert entries[1]["flags"] == {"ENABLE_PO_QUERY_OPTIMIZATION": True, "ENABLE_PERFORMANCE_MONITORING": True}
+
+    # Week 2 again (the weekly command re-run): nothing changes, nothing restarts, no audit line.
+    pid = app.ctl("pid", app.name).stdout.strip()
+    again = run_playbook(PLAYBOOK, inventory=inventory, extra_vars={
+        "flag_rollout_stages_file": str(EXAMPLE),
+        "flag_rollout_from": "week-2-query-optimization", "flag_rollout_until": "week-2-query-optimization"})
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "changed=0" in again.stdout
+    assert app.ctl("pid", app.name).stdout.strip() == pid
+    assert len(audit_lines(log)) == 3
+
+
+def test_week_1_gate_fails_when_the_indexes_are_missing(app, sandbox, fresh_db, tmp_path, app_python,
+                                                        release_dir):
+    release = release_dir("1.0.0", "base")
+    down = alembic(app_python, release, fresh_db["url"], "downgrade", "0001")  # runbook 004-09
+    assert down.returncode == 0, down.stderr
+    hostvars = dict(app.host_vars(tmp_path), po_app_url=app.url, po_admin_token=ADMIN_TOKEN,
+                    po_soak_seconds=0, po_psql_environment=pgpass(sandbox, tmp_path, fresh_db["name"]))
+    inventory = write_inventory(tmp_path, {"web1": hostvars})
+    proc = run_playbook(PLAYBOOK, inventory=inventory, extra_vars={
+        "flag_rollout_stages_file": str(EXAMPLE), "flag_rollout_until": "week-1-indexes"})
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert 'five idx_po_* indexes on purchase_orders: output "0" != expected "5"' in out
+    assert sandbox["secrets"]["app_db_password"] not in out
+
+
+def test_failing_gate_reverts_every_stage_of_the_run(app, tmp_path):
+    before = app.env_file.read_bytes()
+    stages = [
+        {"name": "optimize", "flags": {"ENABLE_PO_QUERY_OPTIMIZATION": True}, "restart": True,
+         "gates": {"health_gate": {"requests": 10, "max_error_rate": 0.0}}},
+        {"name": "broken", "flags": {"ENABLE_PO_CACHING": True, "SIMULATE_ERROR_RATE": "0.5"},
+         "restart": True, "gates": {"health_gate": {"requests": 20, "max_error_rate": 0.01}}},
+        {"name": "never", "flags": {"ENABLE_CACHE_METRICS": True}},
+    ]
+    inventory = write_inventory(tmp_path, {"web1": app.host_vars(tmp_path)})
+    proc = run_playbook(PLAYBOOK, inventory=inventory, extra_vars={"flag_rollout_stages": stages})
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out
+    # The play fails with the gate's own reason text.
+    assert "stage 'broken' gate failed: web1: health_gate %s/health: error rate 50.0%% > 1.0%%" % app.url in out
+    assert "reverted stage(s) broken, optimize" in out
+
+    # The .env bytes are the original ones, but for the duplicate line feature_flag removed.
+    duplicate = b"ENABLE_PO_CACHING=false\n"
+    assert before.endswith(b"\n\n" + duplicate)
+    expected = before[:-len(duplicate)]
+    assert app.env_file.read_bytes() == expected
+    # The app was restarted on the restored flags and serves healthy.
+    flags = app.flags()
+    assert "SIMULATE_ERROR_RATE" not in flags and "ENABLE_PO_QUERY_OPTIMIZATION" not in flags
+    statuses = [requests.get(app.url + "/health", timeout=5).status_code for attempt in range(20)]
+    assert statuses == [200] * 20
+
+    entries = audit_lines(tmp_path / "audit.log")
+    assert [(e["stage"], e["action"]) for e in entries] == [
+        ("optimize", "apply"), ("optimize", "gate-pass"),
+        ("broken", "apply"), ("broken", "gate-fail"), ("broken", "revert")]
+    assert "error rate 50.0% > 1.0%" in entries[3]["result"]
+    assert entries[4]["flags"] == [
+        {"ENABLE_PO_CACHING": "false", "SIMULATE_ERROR_RATE": None},
+        {"ENABLE_PO_QUERY_OPTIMIZATION": None}]
+
+
+def plain_stages(names):
+    return [{"name": n, "flags": {"FLAG_" + n.upper(): True}, "restart": False} for n in names]
+
+
+@pytest.mark.parametrize("selection, expected", [
+    ({"flag_rollout_from": "b", "flag_rollout_until": "b"}, ["b"]),
+    ({"flag_rollout_from": "b"}, ["b", "c"]),
+    ({"flag_rollout_until": "b"}, ["a", "b"]),
+    ({}, ["a", "b", "c"]),
+])
+def test_from_until_run_exactly_the_named_stages(tmp_path, selection, expected):
+    env_file = tmp_path / "app.env"
+    env_file.write_text("KEEP=1\n")
+    inventory = write_inventory(tmp_path, {"web1": {
+        "flag_rollout_env_file": str(env_file), "flag_rollout_process_manager": "none",
+        "flag_rollout_audit_log": str(tmp_path / "audit.log")}})
+    proc = run_playbook(PLAYBOOK, inventory=inventory,
+                        extra_vars=dict(selection, flag_rollout_stages=plain_stages("abc")))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert env_file.read_text() == "KEEP=1\n" + "".join("FLAG_%s=true\n" % n.upper() for n in expected)
+    applied = [e["stage"] for e in audit_lines(tmp_path / "audit.log") if e["action"] == "apply"]
+    assert applied == expected
+
+
+@pytest.mark.parametrize("selection, message", [
+    ({"flag_rollout_from": "c", "flag_rollout_until": "a"}, "from not after until"),
+    ({"flag_rollout_from": "week-9"}, "flag_rollout_from 'week-9'"),
+])
+def test_bad_selection_is_refused_before_anything_changes(tmp_path, selection, message):
+    env_file = tmp_path / "app.env"
+    env_file.write_text("KEEP=1\n")
+    inventory = write_inventory(tmp_path, {"web1": {
+        "flag_rollout_env_file": str(env_file), "flag_rollout_process_manager": "none",
+        "flag_rollout_audit_log": str(tmp_path / "audit.log")}})
+    proc = run_playbook(PLAYBOOK, inventory=inventory,
+                        extra_vars=dict(selection, flag_rollout_stages=plain_stages("abc")))
+    assert proc.returncode != 0
+    assert message in proc.stdout + proc.stderr
+    assert env_file.read_text() == "KEEP=1\n"
+    assert not (tmp_path / "audit.log").exists()
+
+
+def test_canary_host_first_and_a_failing_canary_never_reaches_the_rest(tmp_path):
+    hosts = {}
+    for name in ("canary1", "web2", "web3"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / ".env").write_text("A=0\n")
+        hosts[name] = {"flag_rollout_env_file": str(tmp_path / name / ".env"),
+                       "flag_rollout_process_manager": "none",
+                       "flag_rollout_audit_log": str(tmp_path / name / "audit.log")}
+    inventory = write_inventory(tmp_path, hosts)
+    # The gate fails where a marker file exists: only on the canary.
+    (tmp_path / "canary1" / "bad").write_text("")
+    gate = {"command": {"name": "no marker", "argv": ["test", "!", "-e", "{{ flag_rollout_env_file | dirname }}/bad"]}}
+    stages = [{"name": "ok", "flags": {"B": 1}, "hosts": ["canary1"]},
+              {"name": "bad", "flags": {"A": 1}, "hosts": ["canary1"], "gates": gate}]
+    proc = run_playbook(PLAYBOOK, inventory=inventory, extra_vars={"flag_rollout_stages": stages})
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out
+    assert "stage 'bad' gate failed: canary1: command no marker: exit 1" in out
+    # Stage "ok" stays everywhere (it passed and is not part of the failure... it is reverted too:
+    # a failing gate restores every stage applied in this run, on every host).
+    for name in ("canary1", "web2", "web3"):
+        assert (tmp_path / name / ".env").read_text() == "A=0\n"
+    canary = audit_lines(tmp_path / "canary1" / "audit.log")
+    rest = audit_lines(tmp_path / "web2" / "audit.log")
+    assert [(e["stage"], e["action"]) for e in canary] == [
+        ("ok", "apply"), ("ok", "gate-pass"), ("bad", "apply"), ("bad", "gate-fail"), ("bad", "revert")]
+    # web2 got stage "ok" after the canary passed it, never stage "bad", and was reverted.
+    assert [(e["stage"], e["action"]) for e in rest] == [
+        ("ok", "apply"), ("ok", "gate-pass"), ("bad", "revert")]
+    assert rest[0]["time"] > canary[1]["time"]
+    assert rest[2]["flags"] == [{"B": None}]
+
+
+def test_redis_backend_with_ttl_and_revert(sandbox, tmp_path):
+    svc = sandbox["services"]["redis"]
+    password = sandbox["secrets"]["redis_password"]
+    client = redis.Redis(host=svc["host"], port=svc["port"], password=password, db=REDIS_DB,
+                         decode_responses=True)
+    prefix = "flagtest-%s:" % uuid.uuid4().hex[:10]
+    client.set(prefix + "ENABLE_PO_CACHING", "false")
+    try:
+        inventory = write_inventory(tmp_path, {"web1": {
+            "flag_rollout_backend": "redis", "flag_rollout_process_manager": "none",
+            "flag_rollout_redis_host": svc["host"], "flag_rollout_redis_port": svc["port"],
+            "flag_rollout_redis_db": REDIS_DB, "flag_rollout_redis_password": password,
+            "flag_rollout_redis_key_prefix": prefix,
+            "flag_rollout_audit_log": str(tmp_path / "audit.log")}})
+        stages = [{"name": "cache", "flags": {"ENABLE_PO_CACHING": True, "ENABLE_CACHE_METRICS": True},
+                   "ttl": 600, "gates": {"redis_cache_check": {"max_ping_ms": 1000}}},
+                  {"name": "limit", "flags": {"emergency_rate_limit": 1}, "ttl": 3600}]
+        proc = run_playbook(PLAYBOOK, inventory=inventory, verbosity=2,
+                            extra_vars={"flag_rollout_stages": stages})
+        out = proc.stdout + proc.stderr
+        assert proc.returncode == 0, out
+        assert password not in out
+        assert client.get(prefix + "ENABLE_PO_CACHING") == "true"
+        assert client.get(prefix + "ENABLE_CACHE_METRICS") == "true"
+        assert 0 < client.ttl(prefix + "ENABLE_CACHE_METRICS") <= 600
+        assert 600 < client.ttl(prefix + "emergency_rate_limit") <= 3600
+
+        # A failing stage restores the values of the stages applied in that run.
+        client.delete(prefix + "emergency_rate_limit")
+        failing = [{"name": "flip", "flags": {"ENABLE_PO_CACHING": False, "NEW_FLAG": "x"}, "ttl": 60,
+                    "gates": {"command": {"name": "always fails", "argv": ["false"]}}}]
+        proc = run_playbook(PLAYBOOK, inventory=inventory, extra_vars={"flag_rollout_stages": failing})
+        out = proc.stdout + proc.stderr
+        assert proc.returncode != 0
+        assert "stage 'flip' gate failed: web1: command always fails: exit 1" in out
+        assert password not in out
+        assert client.get(prefix + "ENABLE_PO_CACHING") == "true"
+        assert client.get(prefix + "NEW_FLAG") is None
+    finally:
+        keys = list(client.scan_iter(match=prefix + "*"))
+        if keys:
+            client.delete(*keys)
+        client.close()
