@@ -10,6 +10,10 @@ Runs, in one go and on the same URL (sandbox["services"]["nginx"]["static_url"])
 - the same two at concurrency 1, where both tools measure the server rather than their
   own queueing, to check that our latency measurement agrees with ab's.
 
+Then the same comparison against an endpoint that takes 20 ms to answer (the tests' own
+HTTP server, in a separate process), where the service's time dominates both clients'
+overhead: there the percentiles of the two tools should agree.
+
 Prints throughput ratios (ours / ab) and each percentile's ratio (ours / ab). ab's
 percentiles come from its `-e` CSV (fractional ms), not its integer-ms summary table.
 """
@@ -54,6 +58,16 @@ def ab(url, requests, concurrency, keepalive):
     return dict(rps=rps, p50=served[50], p95=served[95], p99=served[99], max=max(served[99], longest), errors=failed)
 
 
+SLOW_SERVER = r"""
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from health_server import HealthServer
+srv = HealthServer().start()
+print(srv.port, flush=True)
+sys.stdin.read()  # serve until the benchmark closes our stdin
+"""
+
+
 def line(name, figures):
     return "%-22s %9.0f req/s  p50 %7.3f  p95 %7.3f  p99 %7.3f  max %8.3f ms  errors %d" % (
         name, figures["rps"], figures["p50"], figures["p95"], figures["p99"], figures["max"], figures["errors"])
@@ -76,15 +90,33 @@ def main():
         for name in ("ours", "ab -k", "ab"):
             print(line("%s c=%d" % (name, concurrency), rows[(name, concurrency)]), flush=True)
 
+    server = subprocess.Popen([sys.executable, "-c", SLOW_SERVER, str(ROOT / "tests" / "integration")],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        slow_url = "http://127.0.0.1:%s/slow/20" % server.stdout.readline().strip()
+        slow_requests = max(400, opts.requests // 10)
+        print("%s, %d requests" % (slow_url, slow_requests))
+        rows[("ours", "slow")] = ours(slow_url, slow_requests, opts.concurrency)
+        rows[("ab", "slow")] = ab(slow_url, slow_requests, opts.concurrency, keepalive=False)
+        # (ab -k does not keep connections alive with Python's http.server: ab without -k only)
+        for name in ("ours", "ab"):
+            print(line("%s c=%d 20ms" % (name, opts.concurrency), rows[(name, "slow")]), flush=True)
+    finally:
+        server.stdin.close()
+        server.wait(timeout=30)
+
     print("")
-    for concurrency in (opts.concurrency, 1):
-        mine = rows[("ours", concurrency)]
+    for case in (opts.concurrency, 1, "slow"):
+        mine = rows[("ours", case)]
         for name in ("ab -k", "ab"):
-            other = rows[(name, concurrency)]
+            if (name, case) not in rows:
+                continue
+            other = rows[(name, case)]
             ratios = "  ".join("%s %.2fx" % (key, mine[key] / other[key] if other[key] else float("inf"))
                                for key in ("p50", "p95", "p99"))
-            print("c=%d ours/%-6s throughput %.2fx   latency ours/ab: %s"
-                  % (concurrency, name, mine["rps"] / other["rps"], ratios))
+            label = "c=%d 20ms" % opts.concurrency if case == "slow" else "c=%d static" % case
+            print("%-11s ours/%-6s throughput %.2fx   latency ours/ab: %s"
+                  % (label, name, mine["rps"] / other["rps"], ratios))
 
 
 if __name__ == "__main__":

@@ -19,7 +19,9 @@ Methods:
 
 While each method runs, a separate process sends PING in a loop and records the longest
 round trip ("stall"): the time another client waits while the deletion runs. The same
-loop over an idle second gives the noise floor of the machine.
+loop over an idle second gives the noise floor of the machine. Two load-independent
+figures go beside it: the server's own CPU seconds spent per method (INFO cpu), and our
+commands the server logged as slow (SLOWLOG, its threshold, usually 10 ms).
 
 Prints the ratios (baseline time / ours) measured in this one run. Passwords go through
 the REDISCLI_AUTH environment variable, never argv.
@@ -51,6 +53,8 @@ import json, sys, time, redis
 r = redis.Redis(host=sys.argv[1], port=int(sys.argv[2]), password=sys.stdin.readline().strip(), db=5)
 stop = sys.argv[3]
 import os
+r.ping()
+print("ready", flush=True)
 worst, count, started = 0.0, 0, time.perf_counter()
 while not os.path.exists(stop):
     t = time.perf_counter()
@@ -73,7 +77,8 @@ class PingLoop(object):
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self.proc.stdin.write(password + "\n")
         self.proc.stdin.flush()
-        time.sleep(0.3)  # let it connect and warm up
+        if self.proc.stdout.readline().strip() != "ready":  # connected and answered a first PING
+            raise SystemExit("the PING loop could not connect to Redis")
 
     def finish(self):
         self.stop_file.touch()
@@ -135,22 +140,33 @@ def measure(name, action, r, params, keys, tmpdir):
     before = r.slowlog_get(1)
     last_id = before[0]["id"] if before else -1
     loop = PingLoop(params["host"], params["port"], params["password"], tmpdir)
+    cpu_before = server_cpu(r)
     try:
         started = time.perf_counter()
         action()
         seconds = time.perf_counter() - started
     finally:
         stall = loop.finish()
+    cpu = server_cpu(r) - cpu_before
+    # Read before the verification below, whose own SCANs would be counted too.
+    slow = slow_commands_since(r, last_id, CLIENT_NAME)
     left = count_keys(r, PATTERN)
     kept = count_keys(r, "bench:inv:keep_*")
     if left != 0 or kept != keys:
         raise SystemExit("%s: %d pattern keys left, %d of %d other keys kept" % (name, left, kept, keys))
-    slow = slow_commands_since(r, last_id, CLIENT_NAME)
     slowest = max([e["duration"] / 1000.0 for e in slow] or [0.0])
-    print("%-10s %8.2f s  %9.0f keys/s  longest PING %6.1f ms (%d pings)  server: %d of our commands "
-          ">= %s ms, slowest %.1f ms" % (name, seconds, keys / seconds, stall["max_ms"], stall["pings"], len(slow),
-                                        SLOWLOG_MS, slowest), flush=True)
-    return dict(seconds=seconds, stall_ms=stall["max_ms"], pings=stall["pings"], slow=len(slow), slowest_ms=slowest)
+    print("%-10s %7.2f s  %7.0f keys/s  redis CPU %5.2f s  longest PING %6.1f ms (%d pings)  "
+          "slowlog: %d of our commands >= %s ms, slowest %.1f ms"
+          % (name, seconds, keys / seconds, cpu, stall["max_ms"], stall["pings"], len(slow), SLOWLOG_MS, slowest),
+          flush=True)
+    return dict(seconds=seconds, cpu=cpu, stall_ms=stall["max_ms"], pings=stall["pings"], slow=len(slow),
+                slowest_ms=slowest)
+
+
+def server_cpu(r):
+    """CPU seconds the Redis server has used (user + system), all threads."""
+    cpu = r.info("cpu")
+    return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
 
 
 def _terminate(signum, frame):
@@ -213,10 +229,13 @@ def main():
     if opts.extra:
         print("ratio redis-cli / ours-pipe (no scripting):    %.2fx" % (best("redis-cli") / best("ours-pipe")))
         print("ratio py-naive / ours:                         %.2fx" % (best("py-naive") / ours))
+    print("redis CPU per run, redis-cli / ours:           %.2fx (work the method costs the server, "
+          "independent of machine load)" % (min(x["cpu"] for x in results["redis-cli"]) /
+                                            min(x["cpu"] for x in results["ours"])))
     print("longest PING during ours: %.1f ms (target <= 50 ms), during redis-cli: %.1f ms, idle floor %.1f ms"
           % (max(x["stall_ms"] for x in results["ours"]), max(x["stall_ms"] for x in results["redis-cli"]),
              floor["max_ms"]))
-    print("server-side, our commands slower than %s ms: %d (slowest %.1f ms)"
+    print("slowlog, our commands slower than %s ms during ours: %d (slowest %.1f ms)"
           % (SLOWLOG_MS, sum(x["slow"] for x in results["ours"]), max(x["slowest_ms"] for x in results["ours"])))
 
 

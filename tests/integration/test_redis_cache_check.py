@@ -200,3 +200,21 @@ def test_bad_input_and_unreachable_redis_are_clear_messages(conn, extra, msg):
     assert result["msg"].startswith(msg % conn), result["msg"]
     assert "Traceback" not in result["_stdout"]
     assert "wrong-password" not in result["_stdout"]
+
+
+@pytest.mark.parametrize("method", ["scan_unlink", "scan_unlink_pipelined"])
+def test_both_invalidation_paths_delete_exactly_the_pattern(conn, method):
+    # scan_unlink runs server-side; scan_unlink_pipelined is its fallback where an ACL
+    # forbids scripting. Both must delete the same keys, binary names included.
+    r = client(conn, 3)
+    prefix = "rcc:path-%s:" % method
+    delete_prefix(r, prefix)
+    fill(r, prefix + "prod_%d", 5000)
+    fill(r, prefix + "keep_%d", 500)
+    r.set((prefix + "prod_").encode() + b"\xff", "binary")
+    try:
+        deleted = getattr(_redis, method)(r, prefix + "prod_*", 100)
+        assert deleted == 5001
+        assert count_keys(r, prefix + "prod_*") == 0 and count_keys(r, prefix + "keep_*") == 500
+    finally:
+        delete_prefix(r, prefix)

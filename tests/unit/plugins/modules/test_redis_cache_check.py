@@ -1,6 +1,7 @@
 """redis_cache_check: docs agree with the spec; returned keys are documented; input checks."""
 
 import pytest
+import redis
 import yaml
 
 from ansible_collections.prodready.deploy.plugins.doc_fragments.redis import ModuleDocFragment
@@ -60,6 +61,12 @@ class FakeRedis(object):
 
     def pipeline(self, transaction=True):
         return FakePipeline(self)
+
+    def register_script(self, source):
+        # As a server whose ACL forbids scripting: invalidation must fall back to the pipeline.
+        def denied(args=None):
+            raise redis.exceptions.ResponseError("NOPERM this user has no permissions to run the 'evalsha' command")
+        return denied
 
     def execute_command(self, *args, **options):
         import fnmatch
