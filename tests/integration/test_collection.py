@@ -6,7 +6,8 @@ import tarfile
 
 from helpers import ROOT, ansible_env
 
-MODULES = ["alembic_migrate", "feature_flag", "health_gate", "pg_backup", "redis_cache_check"]
+MODULES = ["alembic_migrate", "deploy_lock", "deploy_state", "feature_flag", "health_gate", "pg_backup",
+           "redis_cache_check", "router_switch"]
 
 
 def run(argv, **kw):
