@@ -109,7 +109,7 @@ def resolve_target(graph, spec, current):
             raise ProdreadyError("revision: %s is relative, but the database is at several "
                                  "revisions (%s)" % (spec, ", ".join(current)))
         rev = current[0] if current else None
-        for _ in range(steps):
+        for dummy in range(steps):
             if sign == "-":
                 if rev is None:
                     raise ProdreadyError("revision: %s goes below base (the database is at %s)"

@@ -7,7 +7,8 @@
 - connect_kwargs() / connect(): psycopg2 connections (guarded import, HAS_PSYCOPG2);
 - ClientEnv: the environment of a child pg_dump / pg_restore / psql. The password goes
   into a 0600 PGPASSFILE in a private 0700 directory, never on argv;
-- find_client_bin(): the PostgreSQL client programs, preferring a matching major version.
+- find_client_bin(): the PostgreSQL client programs, preferring a matching major version;
+- DB_ERRORS: the psycopg2 exception classes (empty without psycopg2), for except clauses.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -28,10 +29,12 @@ try:
     import psycopg2.extensions
     HAS_PSYCOPG2 = True
     PSYCOPG2_IMPORT_ERROR = None
+    DB_ERRORS = (psycopg2.Error,)
 except ImportError as exc:  # pragma: no cover - depends on the managed host
     psycopg2 = None
     HAS_PSYCOPG2 = False
     PSYCOPG2_IMPORT_ERROR = exc
+    DB_ERRORS = ()
 
 # Where Debian/Ubuntu put versioned client programs; tried before PATH.
 DEFAULT_BIN_DIRS = ("/usr/lib/postgresql/15/bin",)

@@ -22,7 +22,7 @@ description:
   - A failing migration fails the task with the revision id and the database error; with
     C(transaction_per_migration) in C(env.py) the database stays at the last revision that committed.
 author:
-  - prodready.deploy contributors
+  - prodready.deploy maintainers (@prodready)
 extends_documentation_fragment:
   - prodready.deploy.postgres
 attributes:
@@ -93,12 +93,8 @@ options:
       - Alembic version table name, if C(env.py) sets a non-default one.
     type: str
     default: alembic_version
-  timeout:
-    description:
-      - Seconds a migration run may take before it is killed and the task fails.
-    type: int
-    default: 3600
 notes:
+  - To bound the run time of long migrations, use the task keyword C(timeout).
   - The lock and the URL default use the connection options; when only O(database_url) is
     given, the lock connection is derived from it.
 seealso:
@@ -193,7 +189,6 @@ import json
 import os
 import shutil
 import struct
-import subprocess
 import sys
 import tempfile
 import time
@@ -205,7 +200,7 @@ from ansible_collections.prodready.deploy.plugins.module_utils._errors import Pr
 from ansible_collections.prodready.deploy.plugins.module_utils import _alembic_plan as ap
 from ansible_collections.prodready.deploy.plugins.module_utils._alembic_reader import READER_SOURCE
 from ansible_collections.prodready.deploy.plugins.module_utils._postgres import (
-    HAS_PSYCOPG2, PSYCOPG2_IMPORT_ERROR, connect_kwargs, connect_kwargs_from_url, connect_with,
+    DB_ERRORS, HAS_PSYCOPG2, PSYCOPG2_IMPORT_ERROR, connect_kwargs, connect_kwargs_from_url, connect_with,
     describe_kwargs, postgres_connection_argument_spec, sqlalchemy_url)
 
 LOCK_NAMESPACE = "prodready.deploy.alembic_migrate"
@@ -304,28 +299,20 @@ class Reader(object):
                        script_location=p.get("script_location"), url_env_var=p["url_env_var"],
                        version_table=p["version_table"], result_path=result_path)
         request.update(extra)
-        env = dict(os.environ)
-        env[p["url_env_var"]] = self.url
+        # The URL (with its password) goes to the child by environment only, never argv.
         try:
-            proc = subprocess.Popen([self.python, self.script], stdin=subprocess.PIPE,
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    cwd=self.project_dir, env=env, close_fds=True)
+            rc, out, err = self.module.run_command(
+                [self.python, self.script], data=json.dumps(request), binary_data=True,
+                cwd=self.project_dir, environ_update={p["url_env_var"]: self.url})
         except OSError as exc:
             raise ProdreadyError("python: cannot run %s: %s" % (self.python, to_native(exc)))
-        try:
-            out, err = proc.communicate(json.dumps(request).encode("utf-8"), timeout=p["timeout"])
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
-            raise ProdreadyError("alembic %s under %s did not finish within timeout=%ss"
-                                 % (action, self.python, p["timeout"]))
         if not os.path.exists(result_path):
             text = to_native(err or out).strip()
             if "No module named" in text and "alembic" in text:
                 raise ProdreadyError("python: %s cannot import alembic (is it the application's "
                                      "interpreter?): %s" % (self.python, text[-500:]))
             raise ProdreadyError("alembic %s under %s exited with rc=%s: %s"
-                                 % (action, self.python, proc.returncode, self.redact(text[-2000:])))
+                                 % (action, self.python, rc, self.redact(text[-2000:])))
         with open(result_path) as fh:
             result = json.load(fh)
         os.unlink(result_path)
@@ -456,7 +443,6 @@ def argument_spec():
         lock=dict(type="bool", default=True),
         lock_timeout=dict(type="float", default=300),
         version_table=dict(type="str", default="alembic_version"),
-        timeout=dict(type="int", default=3600),
     )
     return spec
 
@@ -471,6 +457,9 @@ def main():
         module.exit_json(**run(module))
     except ProdreadyError as e:
         module.fail_json(msg=str(e), **e.details)
+    except DB_ERRORS as e:
+        module.fail_json(msg="alembic_migrate: database error on the lock connection: %s"
+                         % to_native(e).strip())
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ description:
     verified one.
   - Passwords never go on a command line; child programs get a 0600 E(PGPASSFILE).
 author:
-  - prodready.deploy contributors
+  - prodready.deploy maintainers (@prodready)
 extends_documentation_fragment:
   - prodready.deploy.postgres
 attributes:
@@ -326,37 +326,37 @@ created_target:
   type: bool
   sample: false
 state:
-  description: Added by Ansible for O(path) - C(file) or C(directory) (the directory format).
+  description: Added by Ansible for RV(path) - C(file) or C(directory) (the directory format).
   returned: when path exists
   type: str
   sample: file
 mode:
-  description: Added by Ansible for O(path) - its permissions.
+  description: Added by Ansible for RV(path) - its permissions.
   returned: when path exists
   type: str
   sample: "0600"
 owner:
-  description: Added by Ansible for O(path) - owner name.
+  description: Added by Ansible for RV(path) - owner name.
   returned: when path exists
   type: str
   sample: postgres
 group:
-  description: Added by Ansible for O(path) - group name.
+  description: Added by Ansible for RV(path) - group name.
   returned: when path exists
   type: str
   sample: postgres
 uid:
-  description: Added by Ansible for O(path) - owner id.
+  description: Added by Ansible for RV(path) - owner id.
   returned: when path exists
   type: int
   sample: 999
 gid:
-  description: Added by Ansible for O(path) - group id.
+  description: Added by Ansible for RV(path) - group id.
   returned: when path exists
   type: int
   sample: 999
 size:
-  description: Added by Ansible for O(path) - size of the file or directory entry in bytes (see RV(size_bytes) for the backup size).
+  description: Added by Ansible for RV(path) - size of the file or directory entry in bytes (see RV(size_bytes) for the backup size).
   returned: when path exists
   type: int
   sample: 10240
@@ -374,8 +374,8 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import tempfile
+import threading
 import time
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
@@ -384,7 +384,7 @@ from ansible.module_utils.common.text.converters import to_native
 from ansible_collections.prodready.deploy.plugins.module_utils._errors import ProdreadyError
 from ansible_collections.prodready.deploy.plugins.module_utils import _backup_files as bf
 from ansible_collections.prodready.deploy.plugins.module_utils._postgres import (
-    HAS_PSYCOPG2, PSYCOPG2_IMPORT_ERROR, ClientEnv, connect, describe_target, find_client_bin,
+    DB_ERRORS, HAS_PSYCOPG2, PSYCOPG2_IMPORT_ERROR, ClientEnv, connect, describe_target, find_client_bin,
     postgres_connection_argument_spec)
 
 CHUNK = 1024 * 1024
@@ -561,10 +561,6 @@ class Runner(object):
                                  executed_commands=self.executed)
         return out
 
-    def popen(self, argv, client_env, **kwargs):
-        self.record(argv)
-        return subprocess.Popen(argv, env=client_env.full_env(), close_fds=True, **kwargs)
-
 
 def tail(text, limit=STDERR_LIMIT):
     """Last `limit` characters of a program's error output, stripped."""
@@ -594,13 +590,17 @@ def server_info(conn):
 def alembic_revision(conn):
     """Current alembic revision(s) of the database, joined by `,`, or None."""
     cur = conn.cursor()
-    cur.execute("SELECT to_regclass('alembic_version') IS NOT NULL")
-    if not cur.fetchone()[0]:
-        cur.close()
+    try:
+        cur.execute("SELECT to_regclass('alembic_version') IS NOT NULL")
+        if not cur.fetchone()[0]:
+            return None
+        cur.execute("SELECT version_num FROM alembic_version ORDER BY version_num")
+        revs = [r[0] for r in cur.fetchall()]
+    except DB_ERRORS:
+        conn.rollback()  # e.g. no privilege on the table: the revision is just unknown
         return None
-    cur.execute("SELECT version_num FROM alembic_version ORDER BY version_num")
-    revs = [r[0] for r in cur.fetchall()]
-    cur.close()
+    finally:
+        cur.close()
     return ",".join(revs) or None
 
 
@@ -786,8 +786,6 @@ def validate_backup_params(p):
     bf.validate_label(p.get("label"))
     for name in p["row_count_tables"]:
         bf.split_table_name(name)
-    if p["scope"] == "schema" and p["row_count_tables"]:
-        pass  # counts are still meaningful as a reference of the source
 
 
 def do_backup(module, runner):
@@ -910,32 +908,79 @@ def run_dump(module, runner, p, tmp, snapshot, gzip_plain, client_env):
             else:
                 os.chmod(tmp, 0o600)
             return checksum(tmp)
-        argv = dump_argv(runner, p, None, snapshot)
-        errfile = tempfile.TemporaryFile()
+        return dump_plain_streamed(runner, p, tmp, snapshot, gzip_plain, client_env)
+    finally:
+        os.umask(old_umask)
+
+
+class Fifo(object):
+    """A named pipe in a private 0700 directory, with a thread pumping data through it.
+
+    Lets a client program read or write a stream (`--file=<fifo>`) while it is run by
+    module.run_command, so plain dumps are gzipped and hashed on the fly and gzipped SQL
+    is decompressed into psql without a temporary copy.
+    """
+
+    def __init__(self, pump, reader_side):
+        self.dir = tempfile.mkdtemp(prefix="prodready-fifo-")
+        os.chmod(self.dir, 0o700)
+        self.path = os.path.join(self.dir, "stream")
+        os.mkfifo(self.path, 0o600)
+        self.reader_side = reader_side  # True: our thread reads what the program writes
+        self.error = None
+        self.result = None
+        self.thread = threading.Thread(target=self._run, args=(pump,))
+        self.thread.daemon = True
+        self.thread.start()
+
+    def _run(self, pump):
+        try:
+            with open(self.path, "rb" if self.reader_side else "wb") as fh:
+                self.result = pump(fh)
+        except (BrokenPipeError, IOError, OSError) as exc:
+            if not isinstance(exc, BrokenPipeError):
+                self.error = exc
+        except Exception as exc:  # reported by finish()
+            self.error = exc
+
+    def finish(self):
+        """Unblock the thread if the program never opened the pipe, wait for it, clean up."""
+        if self.thread.is_alive():
+            flags = (os.O_WRONLY if self.reader_side else os.O_RDONLY) | os.O_NONBLOCK
+            try:
+                os.close(os.open(self.path, flags))
+            except OSError:
+                pass
+        self.thread.join()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def dump_plain_streamed(runner, p, tmp, snapshot, gzip_plain, client_env):
+    """pg_dump plain SQL into a FIFO; a thread gzips (optionally) and hashes it into `tmp`."""
+    def pump(src):
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as raw:
             writer = HashingWriter(raw)
-            proc = runner.popen(argv, client_env, stdout=subprocess.PIPE, stderr=errfile)
-            try:
-                if gzip_plain:
-                    with gzip.GzipFile(filename="", mode="wb", fileobj=writer,
-                                       compresslevel=p["compress"], mtime=0) as gz:
-                        copy_stream(proc.stdout, gz)
-                else:
-                    copy_stream(proc.stdout, writer)
-            finally:
-                proc.stdout.close()
-                rc = proc.wait()
+            if gzip_plain:
+                with gzip.GzipFile(filename="", mode="wb", fileobj=writer,
+                                   compresslevel=p["compress"], mtime=0) as gz:
+                    copy_stream(src, gz)
+            else:
+                copy_stream(src, writer)
             raw.flush()
             os.fsync(raw.fileno())
-        if rc != 0:
-            errfile.seek(0)
-            raise ProdreadyError("pg_dump of %s failed (rc=%d): %s"
-                                 % (describe_target(p), rc, tail(errfile.read())),
-                                 executed_commands=runner.executed)
         return writer.sha.hexdigest(), writer.size
+
+    fifo = Fifo(pump, reader_side=True)
+    try:
+        runner.run(dump_argv(runner, p, fifo.path, snapshot), client_env,
+                   "pg_dump of %s" % describe_target(p))
     finally:
-        os.umask(old_umask)
+        fifo.finish()
+    if fifo.error is not None or fifo.result is None:
+        raise ProdreadyError("writing the dump of %s to %s failed: %s"
+                             % (describe_target(p), tmp, to_native(fifo.error or "no data")))
+    return fifo.result
 
 
 def copy_stream(src, dst):
@@ -1078,15 +1123,20 @@ def do_restore(module, runner):
             conn.close()
 
         argv = restore_argv(runner, p, path, fmt, target)
+        if fmt == "plain" and not is_gzip:
+            argv.append("--file=%s" % path)
         if module.check_mode:
-            runner.record(argv + (["--file=%s" % path] if fmt == "plain" else []))
+            runner.record(argv)
             return dict(changed=True, path=path, target_db=target, created_target=created,
                         manifest=strip_path(manifest) if manifest else None, sha256=digest,
                         size_bytes=size, verified=True, row_counts={}, row_counts_match=None,
                         duration_s=round(time.time() - started, 3),
                         executed_commands=runner.executed)
-        if fmt == "plain":
-            run_psql_restore(runner, argv, path, is_gzip, client_env, target)
+        if fmt == "plain" and is_gzip:
+            run_psql_restore(runner, argv, path, client_env, target)
+        elif fmt == "plain":
+            runner.run(argv, client_env, "psql restore of %s into %s (ON_ERROR_STOP=1)"
+                       % (path, target))
         else:
             runner.run(argv, client_env, "pg_restore of %s into %s" % (path, target))
 
@@ -1107,35 +1157,20 @@ def do_restore(module, runner):
                 duration_s=round(time.time() - started, 3), executed_commands=runner.executed)
 
 
-def run_psql_restore(runner, argv, path, is_gzip, client_env, target):
-    """Feed a plain (optionally gzipped) SQL backup to psql's stdin with ON_ERROR_STOP=1."""
-    errfile = tempfile.TemporaryFile()
-    proc = runner.popen(argv, client_env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                        stderr=errfile)
-    broken = False
+def run_psql_restore(runner, argv, path, client_env, target):
+    """Decompress a gzipped plain SQL backup into psql through a FIFO (ON_ERROR_STOP=1)."""
+    def pump(dst):
+        with gzip.open(path, "rb") as src:
+            copy_stream(src, dst)
+
+    fifo = Fifo(pump, reader_side=False)
     try:
-        opener = gzip.open if is_gzip else open
-        with opener(path, "rb") as fh:
-            while True:
-                chunk = fh.read(CHUNK)
-                if not chunk:
-                    break
-                try:
-                    proc.stdin.write(chunk)
-                except (BrokenPipeError, IOError):
-                    broken = True  # psql stopped on an error; its stderr says which
-                    break
+        runner.run(argv + ["--file=%s" % fifo.path], client_env,
+                   "psql restore of %s into %s (ON_ERROR_STOP=1)" % (path, target))
     finally:
-        try:
-            proc.stdin.close()
-        except (BrokenPipeError, IOError):
-            broken = True
-        rc = proc.wait()
-    if rc != 0 or broken:
-        errfile.seek(0)
-        raise ProdreadyError("psql restore of %s into %s failed (rc=%d, ON_ERROR_STOP=1): %s"
-                             % (path, target, rc, tail(errfile.read())),
-                             executed_commands=runner.executed)
+        fifo.finish()
+    if fifo.error is not None:
+        raise ProdreadyError("reading %s for the restore failed: %s" % (path, to_native(fifo.error)))
 
 
 # ----------------------------------------------------------------------------- list / prune
@@ -1238,6 +1273,9 @@ def main():
         module.exit_json(**run(module))
     except ProdreadyError as e:
         module.fail_json(msg=str(e), **e.details)
+    except DB_ERRORS as e:
+        module.fail_json(msg="pg_backup %s: database error: %s"
+                         % (module.params["mode"], to_native(e).strip()))
     except (IOError, OSError) as e:
         module.fail_json(msg="pg_backup %s: %s" % (module.params["mode"], to_native(e)))
 

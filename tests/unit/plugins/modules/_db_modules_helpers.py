@@ -63,10 +63,12 @@ class FakeModule(object):
                 return os.path.join(d, name)
         return shutil.which(name)
 
-    def run_command(self, argv, environ_update=None):
+    def run_command(self, argv, environ_update=None, data=None, binary_data=False, cwd=None):
         import os
         import subprocess
         env = dict(os.environ)
         env.update(environ_update or {})
-        proc = subprocess.run(argv, capture_output=True, text=True, env=env)
+        if data is not None and not binary_data:
+            data += "\n"
+        proc = subprocess.run(argv, capture_output=True, text=True, env=env, input=data, cwd=cwd)
         return proc.returncode, proc.stdout, proc.stderr
