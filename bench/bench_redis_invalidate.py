@@ -82,7 +82,7 @@ class PingLoop(object):
 
     def finish(self):
         self.stop_file.touch()
-        out, _ = self.proc.communicate(timeout=30)
+        out = self.proc.communicate(timeout=30)[0]
         self.stop_file.unlink()
         return json.loads(out)
 

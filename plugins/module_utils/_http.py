@@ -173,7 +173,7 @@ def judge_response(status, text, expectations):
             document = _MISSING
     if expectations["json"]:
         if document is _MISSING:
-            return "body is not JSON, cannot check %s" % ", ".join(path for path, _, _ in expectations["json"])
+            return "body is not JSON, cannot check %s" % ", ".join(check[0] for check in expectations["json"])
         for path, segments, expected in expectations["json"]:
             actual = lookup_json(document, segments)
             if actual is _MISSING:
@@ -351,7 +351,7 @@ class Prober(object):
                 with lock:
                     samples.append(result)
 
-        threads = [threading.Thread(target=worker) for _ in range(max(1, concurrency))]
+        threads = [threading.Thread(target=worker) for dummy in range(max(1, concurrency))]
         for thread in threads:
             thread.daemon = True
             thread.start()

@@ -23,7 +23,7 @@ description:
   - Replaces the runbooks' C(curl -f /health), C(curl -w time_total), C(ab -n 100 -c 10)
     and C(jq .checks.redis).
 author:
-  - prodready.deploy contributors
+  - prodready.deploy maintainers (@prodready)
 requirements:
   - requests (Python library)
 options:
@@ -174,9 +174,10 @@ notes:
 attributes:
   check_mode:
     support: full
-    details: The gate only reads; requests with methods other than GET, HEAD and OPTIONS are not sent in check mode.
+    description: Sends only GET, HEAD and OPTIONS requests (they only read) and judges them as usual; other methods are not sent and RV(passed) is V(null).
   diff_mode:
     support: none
+    description: Nothing is edited.
 """
 
 EXAMPLES = r"""

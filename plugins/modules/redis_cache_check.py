@@ -24,7 +24,7 @@ description:
   - Replaces the runbooks' C(redis-cli ping), C(redis-cli INFO stats), C(KEYS "prod_*")
     and C(FLUSHDB).
 author:
-  - prodready.deploy contributors
+  - prodready.deploy maintainers (@prodready)
 extends_documentation_fragment:
   - prodready.deploy.redis
 options:
@@ -96,9 +96,10 @@ options:
 attributes:
   check_mode:
     support: full
-    details: Measurements run; invalidate and flush only count what they would delete.
+    description: Measurements run as usual; O(invalidate) and O(flush) delete nothing and return in RV(deleted) the number of keys they would delete.
   diff_mode:
     support: none
+    description: Nothing is edited in place.
 """
 
 EXAMPLES = r"""
@@ -241,8 +242,8 @@ def argument_spec():
         min_hit_ratio=dict(type="float"),
         min_samples=dict(type="int", default=100),
         max_memory_ratio=dict(type="float"),
-        max_evicted_keys=dict(type="int"),
-        key_patterns=dict(type="list", elements="str", default=[]),
+        max_evicted_keys=dict(type="int", no_log=False),
+        key_patterns=dict(type="list", elements="str", default=[], no_log=False),
         invalidate=dict(type="list", elements="str", default=[]),
         batch_size=dict(type="int", default=1000),
         flush=dict(type="bool", default=False),
@@ -280,7 +281,7 @@ def _sleep(seconds):
 def measure_ping(client, rounds=3):
     """Median PING round trip in ms."""
     times = []
-    for _ in range(rounds):
+    for dummy in range(rounds):
         started = time.perf_counter()
         client.ping()
         times.append((time.perf_counter() - started) * 1000.0)

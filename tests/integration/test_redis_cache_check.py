@@ -87,7 +87,7 @@ def test_hit_ratio_over_a_window_counts_only_the_window(conn, monkeypatch):
     delete_prefix(r, prefix)
     for i in range(10):
         r.set(prefix + str(i), "v")
-    for _ in range(50):  # 500 hits BEFORE the window: lifetime counters would include them
+    for dummy in range(50):  # 500 hits BEFORE the window: lifetime counters would include them
         r.mget([prefix + str(i) for i in range(10)])
 
     def traffic(seconds):
