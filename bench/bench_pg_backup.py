@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmark pg_backup against bare pg_dump on the same ~200 MB database, same run.
 
     .venv/bin/python bench/bench_pg_backup.py [--rows 2000000] [--rounds 3] [--keep-db]
@@ -96,7 +95,7 @@ class BenchModule(object):
     def run_command(self, argv, environ_update=None):
         env = dict(os.environ)
         env.update(environ_update or {})
-        proc = subprocess.run(argv, capture_output=True, text=True, env=env)
+        proc = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
         return proc.returncode, proc.stdout, proc.stderr
 
 
@@ -133,7 +132,7 @@ def main():
     try:
         for round_no in range(args.rounds):
             bare_file = work / ("bare-%d.dump" % round_no)
-            t, c, _ = timed(lambda: subprocess.run(
+            t, c, unused = timed(lambda: subprocess.run(
                 [pg["bin_dir"] + "/pg_dump", "-Fc", "-h", pg["host"], "-p", str(pg["port"]),
                  "-U", pg["superuser"], "-f", str(bare_file), DB], env=env, check=True))
             times["bare"].append(t)
@@ -155,7 +154,7 @@ def main():
 
         from helpers import run_module
         dest = work / "playbook"
-        t_play, _, result = timed(lambda: run_module("pg_backup", dict(conn_params, dest_dir=str(dest))))
+        t_play, unused, result = timed(lambda: run_module("pg_backup", dict(conn_params, dest_dir=str(dest))))
         if result.get("failed"):
             print("ansible-playbook run failed: %s" % result.get("msg"))
         best = dict((k, min(v)) for k, v in times.items())

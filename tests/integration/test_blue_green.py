@@ -7,6 +7,7 @@ crashes (rejected before the switch), one that errors under traffic (switched ba
 migration downgraded), one whose migration fails, and a deploy that finds the lock held.
 """
 
+import collections
 import json
 import re
 import threading
@@ -14,7 +15,6 @@ import time
 import uuid
 from pathlib import Path
 
-import psycopg2
 import pytest
 import requests
 import yaml
@@ -248,7 +248,8 @@ def test_errors_after_the_switch_switch_back_and_downgrade(bg):
     assert failure["phase"] == "gate_live" and failure["schema_differences"] == []
     # Requests that reached the bad release during its gate window were answered by it:
     # the load loop sees its 5xx, and nothing else fails.
-    assert all(code == 500 for code in load.failed), load.failed[:10]
+    not_from_the_app = [code for code in load.failed if code != 500]
+    assert not_from_the_app == [], collections.Counter(load.failed)
 
 
 def test_a_failing_migration_leaves_the_database_and_traffic_as_they_were(bg):

@@ -266,8 +266,9 @@ def test_check_mode_changes_nothing(db, tmp_path):
     db.execute("DELETE FROM orders WHERE id > 10")
     counts_changed = counts(db)
     target = db.new_db_name("chk")
-    for args in (dict(src=backup["path"]), dict(src="latest", dest_dir=str(tmp_path / "b"),
-                                                 target_db=target, create_target=True)):
+    restores = (dict(src=backup["path"]),
+                dict(src="latest", dest_dir=str(tmp_path / "b"), target_db=target, create_target=True))
+    for args in restores:
         r = ok(run(db.params(mode="restore", **args), check=True))
         assert r["changed"] is True and r["executed_commands"][-1][0].endswith("pg_restore")
     assert not db.exists(target)

@@ -70,5 +70,5 @@ class FakeModule(object):
         env.update(environ_update or {})
         if data is not None and not binary_data:
             data += "\n"
-        proc = subprocess.run(argv, capture_output=True, text=True, env=env, input=data, cwd=cwd)
+        proc = subprocess.run(argv, capture_output=True, text=True, env=env, input=data, cwd=cwd, check=False)
         return proc.returncode, proc.stdout, proc.stderr
