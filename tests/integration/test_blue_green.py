@@ -23,7 +23,8 @@ import demo_app
 from apptools import superuser_conn
 from helpers import ROOT, run_playbook
 
-pytestmark = pytest.mark.slow
+# One worker runs the whole scenario, in order (pytest-xdist --dist loadgroup).
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("blue_green")]
 
 
 class LoadLoop:

@@ -4,6 +4,8 @@ import json
 import subprocess
 import tarfile
 
+import pytest
+
 from helpers import ROOT, ansible_env
 
 MODULES = ["alembic_migrate", "deploy_lock", "deploy_state", "feature_flag", "health_gate", "pg_backup",
@@ -56,6 +58,7 @@ def test_runtime_action_group_lists_the_five_modules():
     assert sorted(runtime["action_groups"]["deploy"]) == MODULES
 
 
+@pytest.mark.xdist_group("demo_slot")
 def test_demo_runs_twice_and_prints_health_through_the_router(sandbox):
     for run_number in (1, 2):
         proc = subprocess.run(["bash", str(ROOT / "scripts/demo.sh")], capture_output=True,

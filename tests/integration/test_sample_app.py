@@ -171,6 +171,7 @@ def test_release_downgrade_drops_the_expand_migration(sandbox, app_python, relea
     assert "audit_events" not in tables and revision(sandbox, fresh_db["name"]) == "0003"
 
 
+@pytest.mark.xdist_group("demo_slot")
 def test_demo_install_serves_through_both_routers(sandbox):
     """The foundation demo's path: 1.0.0 as blue, /health through haproxy and nginx."""
     import demo_app

@@ -125,13 +125,13 @@ def live_processes(marker):
 
 def test_a_second_sandbox_comes_up_and_down_leaving_no_process(tmp_path):
     """A private sandbox (other dir, shifted ports) proves up/down from scratch."""
-    env = dict(os.environ, PRODREADY_SANDBOX_DIR=str(tmp_path / "sb"), PRODREADY_PORT_OFFSET="1000")
+    env = dict(os.environ, PRODREADY_SANDBOX_DIR=str(tmp_path / "sb"), PRODREADY_PORT_OFFSET="2000")
     script = ROOT / "scripts" / "sandbox.py"
     up = subprocess.run([sys.executable, str(script), "up"], capture_output=True, text=True,
                         env=env, check=False)
     try:
         assert up.returncode == 0, up.stdout + up.stderr
-        assert "127.0.0.1:26432" in up.stdout and "127.0.0.1:29080" in up.stdout
+        assert "127.0.0.1:27432" in up.stdout and "127.0.0.1:30080" in up.stdout
         assert live_processes(str(tmp_path / "sb")), "no process runs from the new sandbox dir"
     finally:
         down = subprocess.run([sys.executable, str(script), "down"], capture_output=True,
@@ -139,4 +139,4 @@ def test_a_second_sandbox_comes_up_and_down_leaving_no_process(tmp_path):
     assert down.returncode == 0, down.stderr
     assert live_processes(str(tmp_path / "sb")) == []
     # postgres' processes name the data dir only in the postmaster; check the port too.
-    assert not any("26432" in cmd for pid, cmd in live_processes("postgres"))
+    assert not any("27432" in cmd for pid, cmd in live_processes("postgres"))
