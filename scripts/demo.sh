@@ -1,22 +1,75 @@
 #!/usr/bin/env bash
-# `make demo`: bring the sandbox up, install release 1.0.0 of the sample app behind the
-# router, and show its /health fetched through haproxy and nginx.
+# `make demo`: the deploy story on the sandbox, each step printed.
+#   1.0.0 first deploy -> 1.1.0 (backup + backward-compatible migration) under steady load
+#   -> 1.2.0 "crash" (rejected before the switch) -> 1.2.1 "errors" (switched back
+#   automatically, its migration downgraded and checked against the pre-deploy schema)
+#   -> a summary with the requests counted through the router during all of it.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 source scripts/env.sh
 say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+deploy() {  # deploy VERSION: run the playbook, keep its output, show its last lines
+  local version="$1" log="$ROOT/.cache/demo/deploy-$1.log"
+  if ansible-playbook playbooks/deploy.yml -i inventories/local -e "app_version=$version" > "$log" 2>&1; then
+    grep -E '^ *(- )?"?(app |start |backup:|sampleapp .* is live|previous:|migrations:|gate through)' "$log" | sed 's/^ *- *//; s/"//g' | sort -u | sed 's/^/    /'
+    return 0
+  fi
+  grep -E 'stopped in phase' "$log" | tail -1 | sed 's/^ *//; s/^msg: //' | fold -s -w 110 | sed 's/^/    /'
+  return 1
+}
+served() { curl -fsS "$router/health" | python -c 'import json,sys; print(json.load(sys.stdin)["version"])'; }
 
 say "Sandbox: PostgreSQL, Redis, haproxy, nginx, supervisord (scripts/sandbox up)"
-scripts/sandbox up
+scripts/sandbox up | grep -E 'up in|already|listening|haproxy|postgres  '
+router="http://127.0.0.1:$(python -c 'import json;print(json.load(open(".sandbox/sandbox.json"))["services"]["haproxy"]["port"])')"
 
-say "Install sample app 1.0.0 as the blue color and route traffic to it"
-python scripts/demo_app.py install --version 1.0.0 --variant base --color blue >/dev/null
+say "Reset the demo slot (colors stopped, database recreated) and build the releases"
+python scripts/demo_app.py reset
+python scripts/demo_app.py wheels
+mkdir -p .cache/demo
+for spec in 1.0.0:base 1.1.0:good 1.2.0:crash 1.2.1:errors; do
+  python examples/app/build.py --version "${spec%%:*}" --variant "${spec##*:}" >/dev/null
+  printf '    built sampleapp-%s (%s)\n' "${spec%%:*}" "${spec##*:}"
+done
 
-router="$(python -c 'import json;d=json.load(open(".sandbox/sandbox.json"));print(d["services"]["haproxy"]["port"], d["services"]["nginx"]["port"])')"
-read -r haproxy_port nginx_port <<<"$router"
-say "GET /health through haproxy (127.0.0.1:$haproxy_port)"
-curl -fsS "http://127.0.0.1:$haproxy_port/health" | python -m json.tool
-say "GET /ready through nginx (127.0.0.1:$nginx_port)"
-curl -fsS "http://127.0.0.1:$nginx_port/ready" | python -m json.tool
-printf '\nThe sandbox keeps running: scripts/sandbox status | scripts/sandbox down\n'
+say "Deploy 1.0.0 (first deploy)"
+deploy 1.0.0
+printf '    router serves: %s\n' "$(served)"
+
+say "Steady load through haproxy starts (scripts/load_loop.py, 50 req/s)"
+rm -f .cache/demo/load.json .cache/demo/load.json.stop
+python scripts/load_loop.py "$router/health" --out .cache/demo/load.json --max-seconds 900 &
+load_pid=$!
+trap 'touch .cache/demo/load.json.stop; wait $load_pid 2>/dev/null || true' EXIT
+sleep 1
+
+say "Deploy 1.1.0: backup, migration 0003 (backward compatible), gates, switch"
+deploy 1.1.0
+printf '    router serves: %s\n' "$(served)"
+
+say "Deploy 1.2.0 (the 'crash' variant): must be rejected before it takes traffic"
+if deploy 1.2.0; then echo "    UNEXPECTED: the crash variant was deployed"; exit 1; fi
+printf '    router still serves: %s\n' "$(served)"
+
+say "Deploy 1.2.1 (the 'errors' variant): passes the direct gate, fails under traffic"
+if deploy 1.2.1; then echo "    UNEXPECTED: the errors variant stayed live"; exit 1; fi
+printf '    router serves: %s\n' "$(served)"
+
+touch .cache/demo/load.json.stop
+wait "$load_pid" || true
+trap - EXIT
+
+say "Summary"
+python - <<'PY'
+import json
+s = json.load(open(".cache/demo/load.json"))
+st = json.load(open(".sandbox/apps/sampleapp/state.json"))
+print(f"    live: {st['live_version']} on {st['live_color']}; previous {st['previous_version']} kept warm")
+print(f"    database revision: {', '.join(st['db_revisions'])}; backup {st['backup_path']}")
+print(f"    requests through haproxy during the deploys: {s['requests']} ({s['ok']} OK)")
+print(f"    failed by the router (connection errors, 502/503/504): {s['router_failures']}")
+print(f"    5xx answered by the 'errors' release during its gate window, before the automatic switch back: {s['app_5xx']}")
+print(f"    versions served: {s['versions']}")
+PY
+printf '\nAudit trail: .sandbox/apps/sampleapp/audit.log   Playbook logs: .cache/demo/\n'

@@ -244,6 +244,31 @@ def install(version: str, variant: str, color: str) -> dict:
     return {"release": str(release), "color": color, "port": port, "health": health}
 
 
+def reset(app: str = "sampleapp") -> None:
+    """Put the demo slot back to empty: colors stopped and removed, router servers in
+    maintenance, the app database recreated, the app root removed. `make demo` starts here
+    so that it can run again and again."""
+    info = sandbox.load()
+    sup = info["services"]["supervisor"]
+    ctl = [str(ROOT / ".venv" / "bin" / "supervisorctl"), "-c", sup["config"]]
+    for color in ("blue", "green"):
+        subprocess.run(ctl + ["stop", f"{app}-{color}"], capture_output=True, check=False)
+        (Path(sup["programs_dir"]) / f"{app}-{color}.conf").unlink(missing_ok=True)
+        haproxy_cmd(info, f"set server {info['services']['haproxy']['backend']}/{color} state maint")
+    subprocess.run(ctl + ["update"], capture_output=True, check=False)
+    pg = info["services"]["postgres"]
+    env = dict(os.environ, PGPASSWORD=info["secrets"]["postgres_superuser_password"])
+
+    def psql(db, sql):
+        subprocess.run(["psql", "-X", "-q", "-h", pg["host"], "-p", str(pg["port"]), "-U", "postgres",
+                        "-d", db, "-v", "ON_ERROR_STOP=1", "-c", sql], env=env, check=True, capture_output=True)
+
+    psql("postgres", f"DROP DATABASE IF EXISTS {pg['app_db']} WITH (FORCE)")
+    psql("postgres", f"CREATE DATABASE {pg['app_db']} OWNER {pg['app_user']}")
+    psql(pg["app_db"], "CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+    subprocess.run(["rm", "-rf", str(Path(info["apps_dir"]) / app)], check=True)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -254,8 +279,14 @@ def main(argv=None) -> int:
     i.add_argument("--version", required=True)
     i.add_argument("--variant", default="base")
     i.add_argument("--color", default="blue", choices=["blue", "green"])
+    sub.add_parser("reset")
+    sub.add_parser("wheels")
     args = parser.parse_args(argv)
-    if args.command == "build":
+    if args.command == "reset":
+        reset()
+    elif args.command == "wheels":
+        ensure_wheels()
+    elif args.command == "build":
         print(json.dumps(build(args.version, args.variant)))
     else:
         print(json.dumps(install(args.version, args.variant, args.color)))
