@@ -139,14 +139,13 @@ import getpass
 import os
 import pwd
 import socket
-import stat
-import tempfile
 import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.prodready.deploy.plugins.module_utils._errors import ProdreadyError
+from ansible_collections.prodready.deploy.plugins.module_utils import _atomic
 from ansible_collections.prodready.deploy.plugins.module_utils import _statefile
 
 NEW_STATE_MODE = 0o640
@@ -198,41 +197,8 @@ def read_state_file(path, create):
 
 
 def write_atomic(path, data, st):
-    """Write bytes `data` to `path` by temp file + fsync + rename, keeping mode and owner."""
-    directory = os.path.dirname(path) or "."
-    try:
-        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
-                                   dir=directory)
-    except OSError as exc:
-        raise ProdreadyError("path: cannot create a temporary file in %s: %s"
-                             % (directory, to_native(exc)))
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if st is None:
-            os.chmod(tmp, NEW_STATE_MODE)
-        else:
-            os.chmod(tmp, stat.S_IMODE(st.st_mode))
-            tmp_st = os.stat(tmp)
-            if (tmp_st.st_uid, tmp_st.st_gid) != (st.st_uid, st.st_gid):
-                os.chown(tmp, st.st_uid, st.st_gid)
-        os.rename(tmp, path)
-    except (IOError, OSError) as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise ProdreadyError("path: cannot write %s: %s" % (path, to_native(exc)))
-    try:
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:
-        pass  # the rename is done; a directory fsync is best effort
+    """Write bytes `data` to `path` atomically, keeping mode and owner (0640 when new)."""
+    _atomic.write_atomic(path, data, st, NEW_STATE_MODE, "path")
 
 
 def append_audit(path, line_bytes):

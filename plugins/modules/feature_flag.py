@@ -242,13 +242,12 @@ diff:
 """
 
 import os
-import stat
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.prodready.deploy.plugins.module_utils._errors import ProdreadyError
+from ansible_collections.prodready.deploy.plugins.module_utils import _atomic
 from ansible_collections.prodready.deploy.plugins.module_utils import _envfile
 from ansible_collections.prodready.deploy.plugins.module_utils._redis import (
     REDIS_MUTUALLY_EXCLUSIVE,
@@ -324,53 +323,8 @@ def read_env_file(path, create):
 
 
 def write_atomic(real, data, st):
-    """Write `data` (bytes) to `real` by a temp file in the same directory and a rename.
-
-    The new file gets the mode and owner of the old one (`st`), or 0600 when there was none.
-    A failure leaves the old file untouched and no temp file behind.
-    """
-    directory = os.path.dirname(real) or "."
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(real) + ".", suffix=".tmp",
-                               dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if st is None:
-            os.chmod(tmp, NEW_FILE_MODE)
-        else:
-            os.chmod(tmp, stat.S_IMODE(st.st_mode))
-            tmp_st = os.stat(tmp)
-            if (tmp_st.st_uid, tmp_st.st_gid) != (st.st_uid, st.st_gid):
-                try:
-                    os.chown(tmp, st.st_uid, st.st_gid)
-                except OSError as exc:
-                    raise ProdreadyError("path: cannot keep the owner %d:%d of %s: %s"
-                                         % (st.st_uid, st.st_gid, real, to_native(exc)))
-        os.rename(tmp, real)
-    except ProdreadyError:
-        _unlink_quietly(tmp)
-        raise
-    except (IOError, OSError) as exc:
-        _unlink_quietly(tmp)
-        raise ProdreadyError("path: cannot write %s: %s" % (real, to_native(exc)))
-    try:
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:
-        pass  # the rename is done; a directory fsync is best effort on some filesystems
-
-
-def _unlink_quietly(path):
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
-
+    """Write `data` (bytes) to `real` atomically: mode and owner of the old file, 0600 when new."""
+    _atomic.write_atomic(real, data, st, NEW_FILE_MODE, "path")
 
 def run_env_file(module, flags):
     """Apply `flags` (validated texts) to the env file; return the result dict."""

@@ -196,14 +196,13 @@ diff:
 import errno
 import os
 import socket
-import stat
-import tempfile
 import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native, to_text
 
 from ansible_collections.prodready.deploy.plugins.module_utils._errors import ProdreadyError
+from ansible_collections.prodready.deploy.plugins.module_utils import _atomic
 from ansible_collections.prodready.deploy.plugins.module_utils import _haproxy
 
 POLL_S = 0.1
@@ -355,33 +354,8 @@ def read_bytes(path):
 
 
 def write_atomic(path, data, st):
-    """Write bytes to `path` by a temp file in the same directory and a rename, keeping mode
-    and owner of the old file (`st`)."""
-    directory = os.path.dirname(path) or "."
-    try:
-        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
-                                   dir=directory)
-    except OSError as exc:
-        raise ProdreadyError("upstream_include: cannot create a file in %s: %s"
-                             % (directory, to_native(exc)))
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if st is None:
-            os.chmod(tmp, NEW_INCLUDE_MODE)
-        else:
-            os.chmod(tmp, stat.S_IMODE(st.st_mode))
-            if (os.stat(tmp).st_uid, os.stat(tmp).st_gid) != (st.st_uid, st.st_gid):
-                os.chown(tmp, st.st_uid, st.st_gid)
-        os.rename(tmp, path)
-    except (IOError, OSError) as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise ProdreadyError("upstream_include: cannot write %s: %s" % (path, to_native(exc)))
+    """Write bytes to `path` atomically, keeping mode and owner of the old file (`st`)."""
+    _atomic.write_atomic(path, data, st, NEW_INCLUDE_MODE, "upstream_include")
 
 
 def restore_include(path, old, st):
