@@ -326,6 +326,7 @@ def write_atomic(real, data, st):
     """Write `data` (bytes) to `real` atomically: mode and owner of the old file, 0600 when new."""
     _atomic.write_atomic(real, data, st, NEW_FILE_MODE, "path")
 
+
 def run_env_file(module, flags):
     """Apply `flags` (validated texts) to the env file; return the result dict."""
     params = module.params
