@@ -72,4 +72,6 @@ print(f"    failed by the router (connection errors, 502/503/504): {s['router_fa
 print(f"    5xx answered by the 'errors' release during its gate window, before the automatic switch back: {s['app_5xx']}")
 print(f"    versions served: {s['versions']}")
 PY
+say "GET /health through haproxy ($router)"
+curl -fsS "$router/health" | python -m json.tool
 printf '\nAudit trail: .sandbox/apps/sampleapp/audit.log   Playbook logs: .cache/demo/\n'

@@ -70,6 +70,7 @@ def test_demo_runs_twice_and_tells_the_deploy_story(sandbox):
         assert "router still serves: 1.1.0" in out
         assert "stopped in phase start" in out and "stopped in phase gate_live" in out
         assert "switched back to green (1.1.0)" in out
+        assert "GET /health through haproxy" in out and '"version": "1.1.0"' in out
         summary = json.loads((ROOT / ".cache/demo/load.json").read_text())
         assert summary["requests"] > 100 and summary["versions"].get("1.1.0", 0) > 0
         # Connection errors never happen; what the router answered besides 200 is counted
