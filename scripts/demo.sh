@@ -15,7 +15,10 @@ deploy() {  # deploy VERSION: run the playbook, keep its output, show its last l
     grep -E '^ *(- )?"?(app |start |backup:|sampleapp .* is live|previous:|migrations:|gate through)' "$log" | sed 's/^ *- *//; s/"//g' | sort -u | sed 's/^/    /'
     return 0
   fi
-  grep -E 'stopped in phase' "$log" | tail -1 | sed 's/^ *//; s/^msg: //' | fold -s -w 110 | sed 's/^/    /'
+  # The failure message, whole (the callback may wrap it over several lines).
+  awk '/stopped in phase/ {on=1} on && (/^$/ || /^(TASK|PLAY|RUNNING)/) {exit} on' "$log" | tail -n +1 \
+    | tr -s ' \n' ' ' | sed 's/^.*Action failed: //; s/ Origin: .*$//' | fold -s -w 110 | sed 's/^ *//; s/^/    /'
+  echo
   return 1
 }
 served() { curl -fsS "$router/health" | python -c 'import json,sys; print(json.load(sys.stdin)["version"])'; }
