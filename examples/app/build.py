@@ -12,7 +12,7 @@ Variants (what each release does, for the gates to catch):
   good           + 0003 (a backward-compatible column)
   crash          + 0003; exits at start
   slow           + 0003; +600 ms per request (APP_EXTRA_LATENCY_MS)
-  errors         + 0003, 0004_audit; 50% 5xx after its first 40 requests (SIMULATE_ERROR_RATE,
+  errors         + 0003, 0004_audit; 50% 5xx after its first 150 requests (SIMULATE_ERROR_RATE,
                  SIMULATE_ERRORS_AFTER): passes a short direct gate, fails under traffic
   bad-migration  + 0003, 0004_bad (fails half-way; the database stays at 0003)
 """

@@ -142,14 +142,14 @@ def test_slow_variant_adds_latency(migrated, release_dir, run_app):
     assert time.perf_counter() - started >= 0.6
 
 
-def test_errors_variant_fails_half_the_requests_after_its_first_40(sandbox, release_dir, run_app, fresh_db, app_python):
+def test_errors_variant_fails_half_the_requests_after_its_first_150(sandbox, release_dir, run_app, fresh_db, app_python):
     release = release_dir("1.2.0", "errors")
     assert alembic(app_python, release, fresh_db["url"], "upgrade", "head").returncode == 0
     assert revision(sandbox, fresh_db["name"]) == "0004_audit"
     url = run_app(release, fresh_db["url"])[0]
-    statuses = [requests.get(url + "/health", timeout=5).status_code for attempt in range(79)]
-    assert statuses[:39] == [200] * 39  # the start probe was request 1 of 80
-    assert statuses[39:].count(500) == 20 and statuses[39:].count(200) == 20
+    statuses = [requests.get(url + "/health", timeout=5).status_code for attempt in range(189)]
+    assert statuses[:149] == [200] * 149  # the start probe was request 1 of 190
+    assert statuses[149:].count(500) == 20 and statuses[149:].count(200) == 20
 
 
 def test_bad_migration_fails_half_way_and_leaves_previous_revision(sandbox, app_python, release_dir, fresh_db):

@@ -12,7 +12,7 @@ from . import _release
 # Faults each release variant brings (tests and the demo use them to exercise the gates).
 VARIANT_DEFAULTS = {
     "slow": {"APP_EXTRA_LATENCY_MS": "600"},
-    "errors": {"SIMULATE_ERROR_RATE": "0.5", "SIMULATE_ERRORS_AFTER": "40"},
+    "errors": {"SIMULATE_ERROR_RATE": "0.5", "SIMULATE_ERRORS_AFTER": "150"},
 }
 
 
