@@ -176,6 +176,7 @@ def test_demo_install_serves_through_both_routers(sandbox):
     """The foundation demo's path: 1.0.0 as blue, /health through haproxy and nginx."""
     import demo_app
 
+    demo_app.reset()  # the demo may have left the slot on a newer schema
     result = demo_app.install("1.0.0", "base", "blue")
     assert result["health"]["version"] == "1.0.0"
     for port in (sandbox["services"]["haproxy"]["port"], sandbox["services"]["nginx"]["port"]):
