@@ -31,3 +31,35 @@ def alembic(app_python, release, url, *args):
     env = dict(os.environ, DATABASE_URL=url)
     return subprocess.run([str(app_python), "-m", "alembic", "-c", "alembic.ini", *args],
                           cwd=release, env=env, capture_output=True, text=True, check=False)
+
+
+def create_app_db(sandbox, prefix):
+    """A new empty database owned by the app role, named `<prefix><random>`."""
+    import uuid
+
+    name = prefix + uuid.uuid4().hex[:8]
+    conn = superuser_conn(sandbox)  # autocommit; `with conn` would open a transaction
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE {name} OWNER {sandbox['services']['postgres']['app_user']}")
+    conn.close()
+    return name
+
+
+def drop_db(sandbox, name):
+    conn = superuser_conn(sandbox)
+    with conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    conn.close()
+
+
+def retire_test_slot_app(sandbox, app, root):
+    """Stop and forget both colors of `app` and put the test slot's servers in maintenance."""
+    import demo_app  # scripts/demo_app.py
+
+    sup = sandbox["services"]["supervisor"]
+    ctl = [str(root / ".venv" / "bin" / "supervisorctl"), "-c", sup["config"]]
+    for color in ("blue", "green"):
+        subprocess.run(ctl + ["stop", f"{app}-{color}"], capture_output=True, check=False)
+        (demo_app.Path(sup["programs_dir"]) / f"{app}-{color}.conf").unlink(missing_ok=True)
+        demo_app.haproxy_cmd(sandbox, f"set server {sandbox['services']['haproxy']['test_backend']}/{color} state maint")
+    subprocess.run(ctl + ["update"], capture_output=True, check=False)

@@ -9,14 +9,13 @@ like the sample app. It runs on the sandbox's test slot after the blue_green sce
 import io
 import json
 import tarfile
-import uuid
 
 import pytest
 import requests
 import yaml
 
 import demo_app
-from apptools import superuser_conn
+from apptools import create_app_db, drop_db, retire_test_slot_app, superuser_conn
 from helpers import ROOT, run_playbook
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("blue_green")]
@@ -105,12 +104,8 @@ def artifact(path, version):
 @pytest.fixture(scope="module")
 def notes_app(sandbox, tmp_path_factory):
     base = tmp_path_factory.mktemp("anyapp")
-    name = "t_notes_" + uuid.uuid4().hex[:8]
+    name = create_app_db(sandbox, "t_notes_")
     pg = sandbox["services"]["postgres"]
-    conn = superuser_conn(sandbox)
-    with conn.cursor() as cur:
-        cur.execute(f"CREATE DATABASE {name} OWNER {pg['app_user']}")
-    conn.close()
     demo_app.ensure_wheels()
     artifact(base / "notes-2.0.tar.gz", "2.0")
     haproxy = sandbox["services"]["haproxy"]
@@ -150,17 +145,8 @@ def notes_app(sandbox, tmp_path_factory):
     inventory = base / "hosts.yml"
     inventory.write_text(yaml.safe_dump({"all": {"hosts": {"notes1": host_vars}}}))
     yield {"inventory": inventory, "db": name, "root": base / "srv" / "notes"}
-    for color in ("blue", "green"):
-        demo_app.subprocess.run([str(ROOT / ".venv/bin/supervisorctl"), "-c", sup["config"], "stop",
-                                 f"notes-{color}"], capture_output=True, check=False)
-        (demo_app.Path(sup["programs_dir"]) / f"notes-{color}.conf").unlink(missing_ok=True)
-        demo_app.haproxy_cmd(sandbox, f"set server {haproxy['test_backend']}/{color} state maint")
-    demo_app.subprocess.run([str(ROOT / ".venv/bin/supervisorctl"), "-c", sup["config"], "update"],
-                            capture_output=True, check=False)
-    conn = superuser_conn(sandbox)
-    with conn.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    conn.close()
+    retire_test_slot_app(sandbox, "notes", ROOT)
+    drop_db(sandbox, name)
 
 
 def test_a_plain_wsgi_app_with_its_own_alembic_tree_deploys_by_variables(sandbox, notes_app):

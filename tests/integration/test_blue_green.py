@@ -12,7 +12,6 @@ import json
 import re
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,7 @@ import requests
 import yaml
 
 import demo_app
-from apptools import superuser_conn
+from apptools import create_app_db, drop_db, retire_test_slot_app, superuser_conn
 from helpers import ROOT, run_playbook
 
 # One worker runs the whole scenario, in order (pytest-xdist --dist loadgroup).
@@ -65,12 +64,8 @@ class LoadLoop:
 @pytest.fixture(scope="module")
 def bg(sandbox, tmp_path_factory):
     base = tmp_path_factory.mktemp("bluegreen")
-    name = "t_bg_" + uuid.uuid4().hex[:8]
+    name = create_app_db(sandbox, "t_bg_")
     pg = sandbox["services"]["postgres"]
-    conn = superuser_conn(sandbox)
-    with conn.cursor() as cur:
-        cur.execute(f"CREATE DATABASE {name} OWNER {pg['app_user']}")
-    conn.close()
     demo_app.ensure_wheels()
     dist = base / "dist"
     artifacts = {
@@ -122,20 +117,8 @@ def bg(sandbox, tmp_path_factory):
     state = {"inventory": inventory, "app_root": app_root, "db": name,
              "router": host_vars["blue_green_router_url"], "sandbox": sandbox}
     yield state
-    # Stop the colors and drop the database.
-    for color in ("blue", "green"):
-        demo_app.subprocess.run([str(ROOT / ".venv/bin/supervisorctl"), "-c", sup["config"], "stop",
-                                 f"bgtest-{color}"], capture_output=True, check=False)
-        conf = Path(sup["programs_dir"]) / f"bgtest-{color}.conf"
-        conf.unlink(missing_ok=True)
-    demo_app.subprocess.run([str(ROOT / ".venv/bin/supervisorctl"), "-c", sup["config"], "update"],
-                            capture_output=True, check=False)
-    for server in ("blue", "green"):
-        demo_app.haproxy_cmd(sandbox, f"set server {haproxy['test_backend']}/{server} state maint")
-    conn = superuser_conn(sandbox)
-    with conn.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    conn.close()
+    retire_test_slot_app(sandbox, "bgtest", ROOT)
+    drop_db(sandbox, name)
 
 
 def deploy(bg, version, **extra):
