@@ -51,6 +51,14 @@ BASE_PORTS = {
     "test_blue": 28201,
     "test_green": 28202,
 }
+# More app slots (s1..s8), each a haproxy frontend + backend with two colors, so that
+# integration tests of different roles (rollback, fleets, restart strategy...) and molecule
+# scenarios never share a backend: slot i listens on 28180+i, colors on 28209+2i/28210+2i.
+TEST_SLOTS = 8
+for _i in range(1, TEST_SLOTS + 1):
+    BASE_PORTS[f"s{_i}_router"] = 28180 + _i
+    BASE_PORTS[f"s{_i}_blue"] = 28209 + 2 * _i
+    BASE_PORTS[f"s{_i}_green"] = 28210 + 2 * _i
 
 APP_DB = "app"
 APP_DB_USER = "app"
@@ -478,6 +486,7 @@ backend be_test
     server blue 127.0.0.1:{p['test_blue']} check disabled
     server green 127.0.0.1:{p['test_green']} check disabled
 
+{self.slot_sections()}
 listen stats
     bind 127.0.0.1:{p['haproxy_stats']}
     stats enable
@@ -489,8 +498,29 @@ listen stats
         run([haproxy, "-D", "-f", str(self.conf()), "-p", str(self.pidfile)])
         wait_until(self.ready, "haproxy")
 
+    def slot_sections(self) -> str:
+        p = self.ports
+        out = []
+        for i in range(1, TEST_SLOTS + 1):
+            out.append(f"""frontend fe_s{i}
+    bind 127.0.0.1:{p[f's{i}_router']}
+    default_backend be_s{i}
+
+backend be_s{i}
+    option httpchk GET /health
+    http-check expect status 200
+    default-server inter 500ms fall 2 rise 1
+    server blue 127.0.0.1:{p[f's{i}_blue']} check disabled
+    server green 127.0.0.1:{p[f's{i}_green']} check disabled
+""")
+        return "\n".join(out)
+
     def describe(self) -> dict:
+        slots = {f"s{i}": {"backend": f"be_s{i}", "port": self.ports[f"s{i}_router"],
+                           "servers": {"blue": self.ports[f"s{i}_blue"], "green": self.ports[f"s{i}_green"]}}
+                 for i in range(1, TEST_SLOTS + 1)}
         return {"host": "127.0.0.1", "port": self.ports["haproxy"], "config": str(self.conf()),
+                "slots": slots,
                 "admin_socket": str(self.admin_socket), "backend": "be_app",
                 "servers": {"blue": self.ports["blue"], "green": self.ports["green"]},
                 "test_backend": "be_test", "test_port": self.ports["test_router"],

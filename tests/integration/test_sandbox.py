@@ -69,6 +69,17 @@ def test_haproxy_admin_socket_lists_both_colors(sandbox):
     assert {"blue", "green", "BACKEND"} <= servers
 
 
+def test_every_test_slot_has_its_own_backend_with_two_colors(sandbox):
+    slots = sandbox["services"]["haproxy"]["slots"]
+    stat = haproxy(sandbox, "show stat")
+    ports = set()
+    for name, slot in slots.items():
+        servers = {line.split(",")[1] for line in stat.splitlines() if line.startswith(slot["backend"] + ",")}
+        assert {"blue", "green"} <= servers, name
+        ports.update([slot["port"], *slot["servers"].values()])
+    assert len(ports) == 3 * len(slots)  # no two slots share a port
+
+
 def test_nginx_serves_static_file_and_config_checks(sandbox):
     import requests
 
