@@ -52,8 +52,11 @@ def drop_db(sandbox, name):
     conn.close()
 
 
-def retire_test_slot_app(sandbox, app, root):
-    """Stop and forget both colors of `app` and put the test slot's servers in maintenance."""
+def retire_test_slot_app(sandbox, app, root, backend=None):
+    """Stop and forget both colors of `app` and put its slot's servers in maintenance.
+
+    `backend` defaults to the `be_test` slot; pass `sandbox[...]["slots"]["s3"]["backend"]` etc.
+    """
     import demo_app  # scripts/demo_app.py
 
     sup = sandbox["services"]["supervisor"]
@@ -61,5 +64,6 @@ def retire_test_slot_app(sandbox, app, root):
     for color in ("blue", "green"):
         subprocess.run(ctl + ["stop", f"{app}-{color}"], capture_output=True, check=False)
         (demo_app.Path(sup["programs_dir"]) / f"{app}-{color}.conf").unlink(missing_ok=True)
-        demo_app.haproxy_cmd(sandbox, f"set server {sandbox['services']['haproxy']['test_backend']}/{color} state maint")
+        backend = backend or sandbox["services"]["haproxy"]["test_backend"]
+        demo_app.haproxy_cmd(sandbox, f"set server {backend}/{color} state maint")
     subprocess.run(ctl + ["update"], capture_output=True, check=False)
