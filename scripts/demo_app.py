@@ -171,17 +171,7 @@ def supervisor_program(info: dict, name: str, release: Path, python: Path, port:
 
 
 def haproxy_cmd(info: dict, command: str) -> str:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.connect(info["services"]["haproxy"]["admin_socket"])
-    sock.sendall(command.encode() + b"\n")
-    chunks = []
-    while True:
-        data = sock.recv(65536)
-        if not data:
-            break
-        chunks.append(data)
-    sock.close()
-    return b"".join(chunks).decode()
+    return sandbox.haproxy_socket(info["services"]["haproxy"]["admin_socket"], command)
 
 
 def wait_until_up(info: dict, backend: str, server: str, timeout: float = 15.0) -> None:

@@ -51,10 +51,11 @@ BASE_PORTS = {
     "test_blue": 28201,
     "test_green": 28202,
 }
-# More app slots (s1..s8), each a haproxy frontend + backend with two colors, so that
+# More app slots, each a haproxy frontend + backend with two colors, so that
 # integration tests of different roles (rollback, fleets, restart strategy...) and molecule
 # scenarios never share a backend: slot i listens on 28180+i, colors on 28209+2i/28210+2i.
-TEST_SLOTS = 8
+# (s1..s12)
+TEST_SLOTS = 12
 for _i in range(1, TEST_SLOTS + 1):
     BASE_PORTS[f"s{_i}_router"] = 28180 + _i
     BASE_PORTS[f"s{_i}_blue"] = 28209 + 2 * _i
@@ -176,6 +177,21 @@ def pid_alive(pid, expect: str = "") -> bool:
     except OSError:
         return False
     return expect in cmdline if expect else True
+
+
+def haproxy_socket(path, command: str) -> str:
+    """Send one command to haproxy's admin socket and return its whole answer."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(10)
+        sock.connect(str(path))
+        sock.sendall(command.encode() + b"\n")
+        chunks = []
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                break
+            chunks.append(data)
+    return b"".join(chunks).decode()
 
 
 def write_private(path: Path, text: str, mode: int = 0o600) -> None:
@@ -444,19 +460,24 @@ class Haproxy(Service):
     def ready(self) -> bool:
         return port_open(self.ports["haproxy"]) and self.admin_socket.exists()
 
-    def start(self) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
+    @property
+    def state_file(self) -> Path:
+        return self.dir / "server-state"
+
+    def render(self) -> str:
         p = self.ports
-        text = f"""# prodready sandbox router. Both colors are servers of one backend; a deploy
+        return f"""# prodready sandbox router. Both colors are servers of one backend; a deploy
 # switches traffic with runtime-API commands on the admin socket (no reload).
 global
     pidfile {self.pidfile}
     stats socket {self.admin_socket} mode 600 level admin
     stats timeout 30s
     log stdout format raw local0 notice
+    server-state-file {self.state_file}
 
 defaults
     mode http
+    load-server-state-from-file global
     timeout connect 2s
     timeout client 30s
     timeout server 30s
@@ -492,11 +513,38 @@ listen stats
     stats enable
     stats uri /stats
 """
-        write_private(self.conf(), text, mode=0o644)
+
+    def start(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.state_file.unlink(missing_ok=True)  # a fresh router starts with every color off
+        write_private(self.conf(), self.render(), mode=0o644)
         haproxy = system_bin("haproxy")
         run([haproxy, "-c", "-q", "-f", str(self.conf())])
         run([haproxy, "-D", "-f", str(self.conf()), "-p", str(self.pidfile)])
         wait_until(self.ready, "haproxy")
+
+    def outdated(self) -> bool:
+        """True when the running router's config is not the one this version renders."""
+        try:
+            return self.conf().read_text() != self.render()
+        except OSError:
+            return True
+
+    def reload(self) -> None:
+        """Load a new config, keeping every server's admin state (ready/drain/maint).
+
+        The states are saved from the admin socket into the server-state file, the new
+        process loads them, binds beside the old one and tells it to finish (-sf): no
+        connection is refused and running deploys keep their live color.
+        """
+        states = haproxy_socket(self.admin_socket, "show servers state")
+        write_private(self.state_file, states, mode=0o644)
+        old = self.pid()
+        write_private(self.conf(), self.render(), mode=0o644)
+        haproxy = system_bin("haproxy")
+        run([haproxy, "-c", "-q", "-f", str(self.conf())])
+        run([haproxy, "-D", "-f", str(self.conf()), "-p", str(self.pidfile), "-sf", str(old)])
+        wait_until(lambda: self.pid() != old and self.ready(), "haproxy reload")
 
     def slot_sections(self) -> str:
         p = self.ports
@@ -645,6 +693,10 @@ def cmd_up(base: Path) -> int:
     port_map, secret, services = build(base)
     for svc in services:
         if svc.running() and svc.ready():
+            if getattr(svc, "outdated", lambda: False)():
+                svc.reload()
+                log(f"{svc.name:<10} config changed: reloaded, states kept (pid {svc.pid()})")
+                continue
             log(f"{svc.name:<10} already running (pid {svc.pid()})")
             continue
         if svc.running():

@@ -1,7 +1,6 @@
 """The sandbox brings up real services, each answering where it says it listens."""
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -9,17 +8,13 @@ from pathlib import Path
 import psycopg2
 import redis
 
+import sandbox as sandbox_script  # scripts/sandbox.py (tests/conftest.py puts scripts/ on sys.path)
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def haproxy(sandbox, command):
-    with socket.socket(socket.AF_UNIX) as sock:
-        sock.connect(sandbox["services"]["haproxy"]["admin_socket"])
-        sock.sendall(command.encode() + b"\n")
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
-    return data.decode()
+    return sandbox_script.haproxy_socket(sandbox["services"]["haproxy"]["admin_socket"], command)
 
 
 def test_postgres_answers_as_app_user_with_password(sandbox):
@@ -144,6 +139,21 @@ def test_a_second_sandbox_comes_up_and_down_leaving_no_process(tmp_path):
         assert up.returncode == 0, up.stdout + up.stderr
         assert "127.0.0.1:27432" in up.stdout and "127.0.0.1:30080" in up.stdout
         assert live_processes(str(tmp_path / "sb")), "no process runs from the new sandbox dir"
+        # An outdated router config is reloaded by `up`, keeping the colors' admin states.
+        sock = tmp_path / "sb" / "haproxy" / "admin.sock"
+        sandbox_script.haproxy_socket(sock, "set server be_s2/green state ready")
+        cfg = tmp_path / "sb" / "haproxy" / "haproxy.cfg"
+        cfg.write_text(cfg.read_text().replace("backend be_s12", "backend be_s12_old"))
+        again = subprocess.run([sys.executable, str(script), "up"], capture_output=True, text=True,
+                               env=env, check=False)
+        assert "haproxy    config changed: reloaded" in again.stdout, again.stdout + again.stderr
+        assert "be_s12_old" not in cfg.read_text()
+        states = {}
+        for line in sandbox_script.haproxy_socket(sock, "show servers state be_s2").splitlines()[2:]:
+            if line.strip():
+                fields = line.split()
+                states[fields[3]] = int(fields[6]) & 1  # srv_admin_state bit 1: forced maint
+        assert states == {"blue": 1, "green": 0}
     finally:
         down = subprocess.run([sys.executable, str(script), "down"], capture_output=True,
                               text=True, env=env, check=False)
