@@ -190,3 +190,34 @@ def test_demo_install_serves_through_both_routers(sandbox):
         with conn.cursor() as cur:
             cur.execute("SELECT version_num FROM alembic_version")
             assert cur.fetchone()[0] == "0002"
+
+
+def test_maintenance_file_refuses_new_work_while_health_answers(sandbox, migrated, release_dir, run_app, tmp_path):
+    """Runbook 003-06: MAINTENANCE_FILE present -> 503 to new work; /health says so; the drain is visible."""
+    flag = tmp_path / "maintenance"
+    url = run_app(release_dir("1.1.0", "good"), migrated["url"], env_lines=[f"MAINTENANCE_FILE={flag}"])[0]
+    order = {"buyer_company_id": 1, "seller_company_id": 2, "product_id": 1, "quantity": 1}
+    assert requests.get(url + "/health", timeout=5).json()["maintenance"] is False
+    assert requests.post(url + "/api/purchase-orders", json=order, timeout=5).status_code == 201
+
+    # Open positions (in the database) are what a drain waits for.
+    conn = superuser_conn(sandbox, migrated["name"])
+    with conn.cursor() as cur:
+        cur.execute("INSERT INTO portfolio_positions (symbol, status, quantity) VALUES ('NIFTY', 'open', 1), "
+                    "('BANKNIFTY', 'open', 2), ('GOLD', 'closed', 1)")
+    flag.write_text("deploy\n")
+    refused = requests.post(url + "/api/purchase-orders", json=order, timeout=5)
+    assert refused.status_code == 503 and refused.json()["error"] == "maintenance"
+    assert refused.headers["Retry-After"] == "30"
+    health = requests.get(url + "/health", timeout=5)
+    assert health.status_code == 200
+    assert health.json()["maintenance"] is True and health.json()["positions"] == 2
+    assert requests.get(url + "/api/purchase-orders", timeout=5).status_code == 200  # reads still served
+
+    with conn.cursor() as cur:
+        cur.execute("UPDATE portfolio_positions SET status = 'closed'")
+    conn.close()
+    flag.unlink()
+    health = requests.get(url + "/health", timeout=5).json()
+    assert health["maintenance"] is False and health["positions"] == 0
+    assert requests.post(url + "/api/purchase-orders", json=order, timeout=5).status_code == 201

@@ -7,6 +7,7 @@ process environment provide DATABASE_URL and REDIS_URL).
 import asyncio
 import json
 import logging
+import os
 import sys
 import threading
 import time
@@ -114,7 +115,10 @@ def create_app(cfg=None):
                            connect_args={"connect_timeout": 3}) if cfg.database_url else None
     cache = redis.Redis.from_url(cfg.redis_url, socket_timeout=2, socket_connect_timeout=2) \
         if cfg.redis_url else None
-    state = {"maintenance": False}
+
+    def in_maintenance():
+        """Maintenance mode: MAINTENANCE_FILE exists (an operator or a deploy creates it)."""
+        return bool(cfg.maintenance_file) and os.path.exists(cfg.maintenance_file)
 
     @asynccontextmanager
     async def lifespan(_app):
@@ -150,6 +154,11 @@ def create_app(cfg=None):
         if path != "/metrics" and faults.should_fail():
             response = JSONResponse({"error": "simulated failure", "version": cfg.version},
                                     status_code=500)
+        elif request.method not in ("GET", "HEAD", "OPTIONS") and in_maintenance():
+            # No new work in maintenance mode (runbook 003: "temporarily return 503");
+            # reads and /health keep answering so a deploy can watch the drain.
+            response = JSONResponse({"error": "maintenance", "version": cfg.version},
+                                    status_code=503, headers={"Retry-After": "30"})
         else:
             response = await call_next(request)
         metrics.observe(path, response.status_code, time.perf_counter() - started)
@@ -158,7 +167,7 @@ def create_app(cfg=None):
 
     def health_body():
         return {"status": "healthy", "version": cfg.version, "variant": cfg.variant,
-                "positions": count_open_positions(), "maintenance": state["maintenance"]}
+                "positions": count_open_positions(), "maintenance": in_maintenance()}
 
     @app.get("/health")
     @app.get("/api/v1/health")

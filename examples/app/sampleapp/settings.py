@@ -59,6 +59,7 @@ class Settings:
     error_rate: float
     errors_after: int
     cache_ttl: int
+    maintenance_file: str = ""
     flags: dict = field(default_factory=dict)
 
 
@@ -82,5 +83,7 @@ def load():
         error_rate=float(merged.get("SIMULATE_ERROR_RATE", "0") or 0),
         errors_after=int(merged.get("SIMULATE_ERRORS_AFTER", "0") or 0),
         cache_ttl=int(merged.get("CACHE_TTL_SECONDS", "300") or 300),
+        # Present file = maintenance mode (checked per request, so no restart is needed).
+        maintenance_file=merged.get("MAINTENANCE_FILE", ""),
         flags=flags,
     )
