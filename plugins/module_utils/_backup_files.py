@@ -14,6 +14,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import datetime
+import hashlib
 import re
 
 from ansible_collections.prodready.deploy.plugins.module_utils._errors import ProdreadyError
@@ -287,3 +288,41 @@ def split_table_name(name):
         schema, table = name.split(".", 1)
         return schema, table
     return None, name
+
+
+# PostgreSQL truncates identifiers to NAMEDATALEN - 1 = 63 bytes, silently: two long names
+# could then collide, so swap names are shortened here, with a hash keeping them distinct.
+PG_MAX_IDENTIFIER = 63
+
+
+def swap_db_names(db, when):
+    """(fresh, replaced) database names of a restore-with-swap of `db` started at `when`.
+
+    The backup is restored into `<db>_restore_<stamp>`, and `db` is then renamed to
+    `<db>_replaced_<stamp>` (kept, never dropped). Names longer than 63 bytes would be
+    truncated by PostgreSQL, so `db` is shortened and suffixed with a short hash of it.
+    """
+    if not db:
+        raise ProdreadyError("db: the database to replace is required for a swap")
+    stamp = when.strftime(TIMESTAMP_FORMAT)
+    names = []
+    for kind in ("restore", "replaced"):
+        suffix = "_%s_%s" % (kind, stamp)
+        base = db
+        if len((base + suffix).encode("utf-8")) > PG_MAX_IDENTIFIER:
+            digest = hashlib.sha256(db.encode("utf-8")).hexdigest()[:6]
+            room = PG_MAX_IDENTIFIER - len(suffix) - len(digest) - 1
+            head = db.encode("utf-8")[:room].decode("utf-8", "ignore")
+            base = "%s_%s" % (head, digest)
+        names.append(base + suffix)
+    return names[0], names[1]
+
+
+def row_count_delta(before, after):
+    """{table: rows in `before` minus rows in `after`} for tables counted in both.
+
+    For a restore-with-swap, `before` is the replaced database (just before the swap) and
+    `after` the restored one: a positive number is rows written after the backup that the
+    restore discards; a negative one, rows deleted after the backup that it brings back.
+    """
+    return dict((name, before[name] - after[name]) for name in sorted(before) if name in after)

@@ -147,6 +147,25 @@ options:
         untouched.
     type: bool
     default: false
+  swap:
+    description:
+      - Restore - replace the existing database O(target_db) (default O(db)) without ever
+        restoring over it. The backup is restored into a fresh database
+        C(<db>_restore_<stamp>) (same owner, encoding and locale), its row counts are checked
+        against the manifest, and then, in one short step, new connections to the database
+        are refused, its sessions are terminated, it is renamed to C(<db>_replaced_<stamp>)
+        (kept, never dropped) and the fresh database takes its name.
+      - The database is unavailable only during that step; RV(swap_window_s) measures it.
+        Stop the application's writes first (router in maintenance), or the rows they write
+        after the backup are discarded - RV(row_count_delta) counts them.
+      - A failed restore or a row count mismatch drops the fresh database and leaves O(db)
+        untouched. A failure during the renames puts the original name back.
+      - The login role must own the database (or be a superuser) and may need
+        C(pg_signal_backend) to terminate other roles' sessions. Database-level settings
+        (C(ALTER DATABASE ... SET), C(GRANT CONNECT)) are not carried over.
+      - Not combinable with O(clean) or O(create_target).
+    type: bool
+    default: false
   keep:
     description:
       - Prune - keep the newest O(keep) backups.
@@ -226,6 +245,17 @@ EXAMPLES = r"""
     target_db: app_restored
     create_target: true
     jobs: 4
+
+- name: Roll the database back to the pre-deploy backup, swapped in by rename
+  prodready.deploy.pg_backup:
+    mode: restore
+    db: app
+    dest_dir: /var/backups/app
+    src: pre-1.4.0
+    swap: true
+  register: restored
+  # restored.swap_window_s: seconds the database was unavailable
+  # restored.replaced_db: the old database, kept as app_replaced_<stamp>
 
 - name: Verify the newest backup
   prodready.deploy.pg_backup:
@@ -325,6 +355,38 @@ created_target:
   returned: mode restore
   type: bool
   sample: false
+restore_db:
+  description: With O(swap), the fresh database the backup was restored into before it took the name of RV(target_db).
+  returned: mode restore with O(swap)
+  type: str
+  sample: app_restore_20261102T101500Z
+replaced_db:
+  description: With O(swap), the name the replaced database now has (kept, never dropped).
+  returned: mode restore with O(swap)
+  type: str
+  sample: app_replaced_20261102T101500Z
+swap_window_s:
+  description: With O(swap), seconds between refusing new connections to the database and the restored one taking its name (null in check mode).
+  returned: mode restore with O(swap)
+  type: float
+  sample: 0.042
+terminated_sessions:
+  description: With O(swap), sessions of the replaced database terminated for the rename (that would be, in check mode).
+  returned: mode restore with O(swap)
+  type: int
+  sample: 3
+replaced_row_counts:
+  description: With O(swap), row counts of the same tables in the replaced database, taken inside the swap window (after the last write).
+  returned: mode restore with O(swap)
+  type: dict
+  sample: {"orders": 1212}
+row_count_delta:
+  description:
+    - With O(swap), per table, rows in the replaced database minus rows restored.
+    - A positive number is rows written after the backup that the restore discarded (a negative one, rows deleted after it that came back).
+  returned: mode restore with O(swap)
+  type: dict
+  sample: {"orders": 12}
 state:
   description: Added by Ansible for RV(path) - C(file) or C(directory) (the directory format).
   returned: when path exists
@@ -1078,15 +1140,8 @@ def restore_argv(runner, p, path, fmt, target):
     return argv
 
 
-def do_restore(module, runner):
-    p = module.params
-    started = time.time()
-    target = p.get("target_db") or p.get("db")
-    if not target:
-        raise ProdreadyError("target_db: set target_db or db for mode restore")
-    path, manifest = resolve_backup(module, p["src"])
-    fmt, is_gzip = (manifest["format"], manifest.get("gzip", False)) if manifest \
-        else infer_or_fail(path)
+def check_restore_jobs(p, path, fmt):
+    """Refuse `jobs` values pg_restore cannot honour for this backup."""
     if p.get("jobs") is not None:
         if p["jobs"] < 1:
             raise ProdreadyError("jobs: must be >= 1, got %d" % p["jobs"])
@@ -1096,6 +1151,31 @@ def do_restore(module, runner):
         if p["single_transaction"]:
             raise ProdreadyError("jobs: cannot be combined with single_transaction "
                                  "(pg_restore restriction)")
+
+
+def run_restore(runner, argv, path, fmt, is_gzip, client_env, target):
+    """Run the restore command built by restore_argv (plain SQL through psql, else pg_restore)."""
+    if fmt == "plain" and is_gzip:
+        run_psql_restore(runner, argv, path, client_env, target)
+    elif fmt == "plain":
+        runner.run(argv, client_env, "psql restore of %s into %s (ON_ERROR_STOP=1)"
+                   % (path, target))
+    else:
+        runner.run(argv, client_env, "pg_restore of %s into %s" % (path, target))
+
+
+def do_restore(module, runner):
+    p = module.params
+    if p["swap"]:
+        return do_restore_swap(module, runner)
+    started = time.time()
+    target = p.get("target_db") or p.get("db")
+    if not target:
+        raise ProdreadyError("target_db: set target_db or db for mode restore")
+    path, manifest = resolve_backup(module, p["src"])
+    fmt, is_gzip = (manifest["format"], manifest.get("gzip", False)) if manifest \
+        else infer_or_fail(path)
+    check_restore_jobs(p, path, fmt)
 
     with ClientEnv(p) as client_env:
         digest, size, method = verify_backup(runner, path, manifest, client_env, fmt, is_gzip)
@@ -1132,13 +1212,7 @@ def do_restore(module, runner):
                         size_bytes=size, verified=True, row_counts={}, row_counts_match=None,
                         duration_s=round(time.time() - started, 3),
                         executed_commands=runner.executed)
-        if fmt == "plain" and is_gzip:
-            run_psql_restore(runner, argv, path, client_env, target)
-        elif fmt == "plain":
-            runner.run(argv, client_env, "psql restore of %s into %s (ON_ERROR_STOP=1)"
-                       % (path, target))
-        else:
-            runner.run(argv, client_env, "pg_restore of %s into %s" % (path, target))
+        run_restore(runner, argv, path, fmt, is_gzip, client_env, target)
 
     tables = list((manifest or {}).get("row_counts", {}).keys()) or p["row_count_tables"]
     counts, match = {}, None
@@ -1155,6 +1229,244 @@ def do_restore(module, runner):
                 manifest=strip_path(manifest) if manifest else None, sha256=digest,
                 size_bytes=size, verified=True, row_counts=counts, row_counts_match=match,
                 duration_s=round(time.time() - started, 3), executed_commands=runner.executed)
+
+
+# ----------------------------------------------------------------------------- restore with swap
+
+SWAP_TERMINATE_TIMEOUT_S = 15.0
+
+
+def swap_connection(params):
+    """Autocommit connection for the swap: never to the database being renamed."""
+    first_error = None
+    for name in ("postgres", "template1"):
+        try:
+            return connect(params, db=name, autocommit=True)
+        except ProdreadyError as exc:
+            first_error = first_error or exc
+    raise first_error
+
+
+def database_settings(conn, name):
+    """Owner, encoding, collate, ctype and allow-connections of `name`, or None if missing."""
+    cur = conn.cursor()
+    cur.execute("SELECT pg_get_userbyid(datdba), pg_encoding_to_char(encoding), datcollate, "
+                "datctype, datallowconn FROM pg_database WHERE datname = %s", (name,))
+    row = cur.fetchone()
+    cur.close()
+    if row is None:
+        return None
+    return dict(owner=row[0], encoding=row[1], collate=row[2], ctype=row[3], allow=row[4])
+
+
+def session_pids(conn, name):
+    """Backend pids connected to `name`, except this connection's."""
+    cur = conn.cursor()
+    cur.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s "
+                "AND pid <> pg_backend_pid()", (name,))
+    pids = [row[0] for row in cur.fetchall()]
+    cur.close()
+    return pids
+
+
+def execute_sql(conn, statement, what):
+    """Execute one composed statement; ProdreadyError naming `what` on failure."""
+    cur = conn.cursor()
+    try:
+        cur.execute(statement)
+    except Exception as exc:
+        raise ProdreadyError("%s: %s" % (what, to_native(exc).strip()))
+    finally:
+        cur.close()
+
+
+def create_like(conn, fresh, settings):
+    """CREATE DATABASE `fresh` with the owner, encoding and locale of the one it replaces."""
+    from psycopg2 import sql
+    execute_sql(conn, sql.SQL(
+        "CREATE DATABASE {} OWNER {} TEMPLATE template0 ENCODING {} LC_COLLATE {} LC_CTYPE {}"
+    ).format(sql.Identifier(fresh), sql.Identifier(settings["owner"]),
+             sql.Literal(settings["encoding"]), sql.Literal(settings["collate"]),
+             sql.Literal(settings["ctype"])), "cannot create the restore database %s" % fresh)
+
+
+def drop_quietly(conn, name):
+    """Drop a database this run created (a failed restore's fresh db); errors are ignored."""
+    from psycopg2 import sql
+    try:
+        execute_sql(conn, sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)),
+                    "drop %s" % name)
+    except ProdreadyError:
+        pass
+
+
+def terminate_sessions(conn, name, keep_pid):
+    """Terminate every session of `name` but `keep_pid` and wait until they are gone."""
+    deadline = time.time() + SWAP_TERMINATE_TIMEOUT_S
+    terminated = set()
+    cur = conn.cursor()
+    try:
+        while True:
+            pids = [pid for pid in session_pids(conn, name) if pid != keep_pid]
+            if not pids:
+                return len(terminated)
+            if time.time() > deadline:
+                raise ProdreadyError("swap: %d session(s) of %s still connected after %.0f s "
+                                     "(pids %s)" % (len(pids), name, SWAP_TERMINATE_TIMEOUT_S,
+                                                    ", ".join(str(x) for x in pids[:10])))
+            for pid in pids:
+                try:
+                    # pg_terminate_backend(pid, timeout) waits for the backend to exit (PG 14+)
+                    cur.execute("SELECT pg_terminate_backend(%s, 1000)", (pid,))
+                except Exception as exc:
+                    raise ProdreadyError("swap: cannot terminate session %s of %s (the login "
+                                         "role needs to own it, be superuser or have "
+                                         "pg_signal_backend): %s"
+                                         % (pid, name, to_native(exc).strip()))
+                terminated.add(pid)
+    finally:
+        cur.close()
+
+
+def swap_in(p, conn, target, fresh, replaced, tables):
+    """Refuse connections, terminate, count, rename target -> replaced and fresh -> target.
+
+    Returns (seconds the target was unavailable, sessions terminated, replaced row counts).
+    On a failure before the second rename the original name is put back.
+    """
+    from psycopg2 import sql
+    counter = connect(p, db=target)  # opened before connections are refused: counts the last rows
+    try:
+        counter_pid = counter.get_backend_pid()
+        began = time.perf_counter()
+        execute_sql(conn, sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false").format(
+            sql.Identifier(target)), "swap: cannot refuse new connections to %s" % target)
+        renamed = False
+        try:
+            terminated = terminate_sessions(conn, target, counter_pid)
+            counter.rollback()
+            replaced_counts = count_rows(counter, tables) if tables else {}
+            counter.close()
+            terminate_sessions(conn, target, None)
+            execute_sql(conn, sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
+                sql.Identifier(target), sql.Identifier(replaced)),
+                "swap: cannot rename %s to %s" % (target, replaced))
+            renamed = True
+            execute_sql(conn, sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
+                sql.Identifier(fresh), sql.Identifier(target)),
+                "swap: cannot rename %s to %s" % (fresh, target))
+            window = time.perf_counter() - began
+        except ProdreadyError as exc:
+            current = target
+            if renamed:
+                try:
+                    execute_sql(conn, sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
+                        sql.Identifier(replaced), sql.Identifier(target)), "rename back")
+                except ProdreadyError as back:
+                    current = replaced
+                    exc = ProdreadyError("%s; renaming %s back to %s failed too: %s"
+                                         % (exc, replaced, target, back))
+            try:
+                execute_sql(conn, sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(
+                    sql.Identifier(current)), "allow connections")
+            except ProdreadyError:
+                pass
+            raise ProdreadyError("%s (%s was left in place under its own name)" % (exc, current)
+                                 if current == target else str(exc))
+        # The replaced database stays for inspection and manual recovery: let it be opened.
+        execute_sql(conn, sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(
+            sql.Identifier(replaced)), "swap: cannot allow connections to %s" % replaced)
+        return round(window, 4), terminated, replaced_counts
+    finally:
+        if not counter.closed:
+            counter.close()
+
+
+def do_restore_swap(module, runner):
+    """Restore into a fresh database, verify it, then swap it in by rename."""
+    p = module.params
+    started = time.time()
+    target = p.get("target_db") or p.get("db")
+    if not target:
+        raise ProdreadyError("target_db: set target_db or db (the database to replace) for swap")
+    if p["clean"]:
+        raise ProdreadyError("clean: not used with swap (the backup is restored into a fresh "
+                             "database); remove clean")
+    if p["create_target"]:
+        raise ProdreadyError("create_target: not used with swap (swap replaces an existing "
+                             "database); restore without swap to create %s" % target)
+    path, manifest = resolve_backup(module, p["src"])
+    fmt, is_gzip = (manifest["format"], manifest.get("gzip", False)) if manifest \
+        else infer_or_fail(path)
+    check_restore_jobs(p, path, fmt)
+    fresh, replaced = bf.swap_db_names(target, _utc(started))
+    expected = (manifest or {}).get("row_counts") or {}
+    tables = list(expected.keys()) or p["row_count_tables"]
+
+    with ClientEnv(p) as client_env:
+        digest, size, method = verify_backup(runner, path, manifest, client_env, fmt, is_gzip)
+        if manifest is None:
+            module.warn("%s has no manifest: its sha256 cannot be checked" % path)
+        conn = swap_connection(p)
+        try:
+            settings = database_settings(conn, target)
+            if settings is None:
+                raise ProdreadyError("target_db: database %s does not exist, there is nothing to "
+                                     "swap; restore without swap (create_target: true) instead"
+                                     % target)
+            for name in (fresh, replaced):
+                if database_settings(conn, name) is not None:
+                    raise ProdreadyError("swap: database %s already exists; retry in a second"
+                                         % name)
+            sessions = len(session_pids(conn, target))
+            argv = restore_argv(runner, p, path, fmt, fresh)
+            if fmt == "plain" and not is_gzip:
+                argv.append("--file=%s" % path)
+            result = dict(changed=True, path=path, target_db=target, created_target=False,
+                          manifest=strip_path(manifest) if manifest else None, sha256=digest,
+                          size_bytes=size, verified=True, restore_db=fresh, replaced_db=replaced)
+            if module.check_mode:
+                runner.record(argv)
+                result.update(row_counts={}, row_counts_match=None, swap_window_s=None,
+                              terminated_sessions=sessions, replaced_row_counts={},
+                              row_count_delta={}, duration_s=round(time.time() - started, 3),
+                              executed_commands=runner.executed)
+                return result
+
+            create_like(conn, fresh, settings)
+            try:
+                run_restore(runner, argv, path, fmt, is_gzip, client_env, fresh)
+                counts, match = {}, None
+                if tables:
+                    check = connect(p, db=fresh)
+                    try:
+                        counts = count_rows(check, tables)
+                    finally:
+                        check.close()
+                if expected:
+                    match = all(counts.get(k) == v for k, v in expected.items())
+                    if not match:
+                        raise ProdreadyError(
+                            "swap: the restored copy's row counts %s differ from the backup "
+                            "manifest's %s; %s was not replaced" % (counts, expected, target))
+                else:
+                    module.warn("%s has no recorded row counts: the restored copy was not "
+                                "checked against them before the swap" % path)
+                window, terminated, replaced_counts = swap_in(p, conn, target, fresh, replaced,
+                                                              tables)
+            except Exception:
+                # Drop the copy only while the original still holds its name.
+                if database_settings(conn, target) is not None and \
+                        database_settings(conn, fresh) is not None:
+                    drop_quietly(conn, fresh)
+                raise
+        finally:
+            conn.close()
+    result.update(row_counts=counts, row_counts_match=match, swap_window_s=window,
+                  terminated_sessions=terminated, replaced_row_counts=replaced_counts,
+                  row_count_delta=bf.row_count_delta(replaced_counts, counts),
+                  duration_s=round(time.time() - started, 3), executed_commands=runner.executed)
+    return result
 
 
 def run_psql_restore(runner, argv, path, client_env, target):
@@ -1246,6 +1558,7 @@ def argument_spec():
         target_db=dict(type="str"),
         create_target=dict(type="bool", default=False),
         single_transaction=dict(type="bool", default=False),
+        swap=dict(type="bool", default=False),
         keep=dict(type="int", no_log=False),
         keep_days=dict(type="float", no_log=False),
         bin_dir=dict(type="path"),

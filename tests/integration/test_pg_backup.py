@@ -336,3 +336,80 @@ def test_bad_input_other_modes(db, args, message):
     r = run(db.params(**args))
     assert r["failed"] and message in r["msg"], r["msg"]
     assert "Traceback" not in r["_stdout"]
+
+
+def all_db_names(db):
+    conn = db.connect("postgres")
+    try:
+        cur = conn.cursor()
+        cur.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", (db.name + "%",))
+        return sorted(row[0] for row in cur.fetchall())
+    finally:
+        conn.close()
+
+
+def test_restore_with_swap(db, tmp_path):
+    """Restore into a fresh db, verify, swap by rename; the old db is kept; sessions cut."""
+    backup = ok(run(db.params(dest_dir=str(tmp_path), label="pre-2", row_count_tables=TABLES)))
+    counts_at_backup = counts(db)
+    db.execute("INSERT INTO orders (customer_id, total) SELECT 1, 1 FROM generate_series(1, 7)")
+    db.execute("DELETE FROM customers WHERE id > 48 AND id NOT IN (SELECT customer_id FROM orders)")
+    db.execute("CREATE TABLE written_after_backup (id int)")
+    names_before = all_db_names(db)
+
+    preview = ok(run(db.params(mode="restore", src="pre-2", dest_dir=str(tmp_path), swap=True),
+                     check=True))
+    assert preview["changed"] is True and preview["swap_window_s"] is None
+    assert preview["replaced_db"].startswith(db.name + "_replaced_")
+    assert all_db_names(db) == names_before  # check mode created nothing
+
+    idle = db.connect()  # an app session that must be cut for the rename
+    try:
+        swapped = ok(run(db.params(mode="restore", src="pre-2", dest_dir=str(tmp_path), swap=True)))
+        db.extra_dbs.append(swapped["replaced_db"])
+        assert swapped["changed"] is True and swapped["target_db"] == db.name
+        assert swapped["restore_db"] == db.name + "_restore_" + swapped["replaced_db"].rsplit("_", 1)[1]
+        assert swapped["row_counts"] == counts_at_backup and swapped["row_counts_match"] is True
+        assert swapped["terminated_sessions"] >= 1
+        assert 0 < swapped["swap_window_s"] < swapped["duration_s"]
+        assert swapped["replaced_row_counts"]["orders"] == counts_at_backup["orders"] + 7
+        assert swapped["row_count_delta"]["orders"] == 7
+        assert swapped["row_count_delta"]["customers"] <= 0
+        with pytest.raises(Exception):
+            idle.cursor().execute("SELECT 1")
+    finally:
+        idle.close()
+    # the database under its own name is the backup's; the replaced one is kept as it was
+    assert counts(db) == counts_at_backup
+    assert db.query("SELECT to_regclass('written_after_backup')")[0][0] is None
+    assert counts(db, swapped["replaced_db"])["orders"] == counts_at_backup["orders"] + 7
+    assert all_db_names(db) == sorted(names_before + [swapped["replaced_db"]])
+    owner = db.query("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s",
+                     args=(db.name,))[0][0]
+    assert owner == db.role
+
+
+def test_swap_refuses_a_copy_whose_row_counts_differ(db, tmp_path):
+    backup = ok(run(db.params(dest_dir=str(tmp_path), row_count_tables=["orders"])))
+    manifest_path = backup["path"] + ".manifest.json"
+    manifest = json.loads(open(manifest_path).read())
+    manifest["row_counts"]["orders"] += 1
+    with open(manifest_path, "w") as fh:
+        json.dump(manifest, fh)
+    db.execute("INSERT INTO orders (customer_id, total) VALUES (1, 1)")
+    names_before = all_db_names(db)
+    r = run(db.params(mode="restore", src=backup["path"], swap=True))
+    assert r["failed"] and "row counts" in r["msg"] and "was not replaced" in r["msg"]
+    assert all_db_names(db) == names_before  # fresh copy dropped, original untouched
+    assert counts(db)["orders"] == 3001
+
+
+@pytest.mark.parametrize("extra,message", [
+    (dict(clean=True), "clean: not used with swap"),
+    (dict(create_target=True), "create_target: not used with swap"),
+    (dict(target_db="t_db_does_not_exist_x"), "database t_db_does_not_exist_x does not exist"),
+])
+def test_swap_bad_input(db, tmp_path, extra, message):
+    backup = ok(run(db.params(dest_dir=str(tmp_path))))
+    r = run(db.params(mode="restore", src=backup["path"], swap=True, **extra))
+    assert r["failed"] and message in r["msg"], r["msg"]

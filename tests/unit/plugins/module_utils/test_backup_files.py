@@ -205,3 +205,36 @@ def test_split_table_name(name, expected):
             bf.split_table_name(name)
     else:
         assert bf.split_table_name(name) == expected
+
+
+@pytest.mark.parametrize("db,fresh,replaced", [
+    ("app", "app_restore_20261102T101500Z", "app_replaced_20261102T101500Z"),
+    ("t_db_x", "t_db_x_restore_20261102T101500Z", "t_db_x_replaced_20261102T101500Z"),
+])
+def test_swap_db_names(db, fresh, replaced):
+    assert bf.swap_db_names(db, WHEN) == (fresh, replaced)
+
+
+@pytest.mark.parametrize("db", ["d" * 40, "d" * 63, "é" * 40, "a" * 38 + "b", "a" * 38 + "c"])
+def test_swap_db_names_fit_in_63_bytes_and_stay_distinct(db):
+    fresh, replaced = bf.swap_db_names(db, WHEN)
+    assert len(fresh.encode("utf-8")) <= 63 and len(replaced.encode("utf-8")) <= 63
+    assert fresh != replaced and fresh.endswith("_restore_20261102T101500Z")
+    assert replaced.endswith("_replaced_20261102T101500Z")
+    other = bf.swap_db_names(db + "x", WHEN)
+    assert other[0] != fresh  # a hash keeps shortened names of different dbs apart
+
+
+def test_swap_db_names_need_a_db():
+    with pytest.raises(ProdreadyError, match="db:"):
+        bf.swap_db_names("", WHEN)
+
+
+@pytest.mark.parametrize("before,after,expected", [
+    ({"orders": 12, "users": 3}, {"orders": 10, "users": 3}, {"orders": 2, "users": 0}),
+    ({"orders": 8}, {"orders": 10}, {"orders": -2}),
+    ({"orders": 8, "extra": 1}, {"orders": 8}, {"orders": 0}),
+    ({}, {"orders": 1}, {}),
+])
+def test_row_count_delta(before, after, expected):
+    assert bf.row_count_delta(before, after) == expected
