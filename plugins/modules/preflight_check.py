@@ -13,7 +13,7 @@ version_added: 0.1.0
 description:
   - Runs the checklists of the runbooks as one pass on the managed host and reports every
     check, so a failing run lists all the problems at once instead of the first one
-    only: CPU and memory minimums, free disk space, programs on E(PATH), the variables of
+    only. The checks are CPU and memory minimums, free disk space, programs on E(PATH), the variables of
     the app's env file (present, not a placeholder such as C(<CHANGE_IN_PRODUCTION>),
     expected or forbidden values such as C(DEBUG=true) in production), secret file modes,
     PostgreSQL reachable with the expected tables and indexes, Redis reachable, TLS
@@ -203,7 +203,7 @@ options:
       url:
         description:
           - Connection URL such as V(redis://user:secret@cache.example:6379/2); treated as a
-            secret. Mutually exclusive with O(redis.login_host) and O(redis.login_port).
+            secret. It is mutually exclusive with O(redis.login_host) and O(redis.login_port).
         type: str
       tls:
         description:
@@ -246,8 +246,8 @@ options:
         type: path
       host:
         description:
-          - Host name or address of a TLS server whose certificate is read (not verified:
-            only its end date matters here).
+          - Host name or address of a TLS server whose certificate is read. The certificate
+            is not verified, only its end date matters here.
         type: str
       port:
         description:
