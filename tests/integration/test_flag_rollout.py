@@ -296,11 +296,6 @@ def test_bad_selection_is_refused_before_anything_changes(tmp_path, selection, m
     assert not (tmp_path / "audit.log").exists()
 
 
-# Known bug (open): about one run in two, the last host of the play runs the canary stage's
-# "rest" wave ahead of the canary (its audit log shows it applying and passing the stage
-# before canary1 applies it), so it is not reverted. Reproduced with the looped include and
-# with two explicit includes; the cause is in how the waves are scheduled across hosts.
-@pytest.mark.xfail(reason="flag_rollout canary ordering: the last host can run ahead of the canary", strict=False)
 def test_canary_host_first_and_a_failing_canary_never_reaches_the_rest(tmp_path):
     hosts = {}
     for name in ("canary1", "web2", "web3"):
@@ -332,6 +327,38 @@ def test_canary_host_first_and_a_failing_canary_never_reaches_the_rest(tmp_path)
         ("ok", "apply"), ("ok", "gate-pass"), ("bad", "revert")]
     assert rest[0]["time"] > canary[1]["time"]
     assert rest[2]["flags"] == [{"B": None}]
+
+
+def test_canary_that_errors_before_its_gate_stops_the_rest_before_they_change(tmp_path):
+    """Not a gate failure: the canary's flag write itself fails (its env file is missing).
+    The other hosts never saw a failed gate, and still must not apply the stage: the wave
+    check finds that the canary never recorded passing it."""
+    hosts = {}
+    for name in ("canary1", "web2", "web3"):
+        (tmp_path / name).mkdir()
+        if name != "canary1":
+            (tmp_path / name / ".env").write_text("A=0\n")
+        hosts[name] = {"flag_rollout_env_file": str(tmp_path / name / ".env"),
+                       "flag_rollout_process_manager": "none",
+                       "flag_rollout_audit_log": str(tmp_path / name / "audit.log")}
+    inventory = write_inventory(tmp_path, hosts)
+    stages = [{"name": "first", "flags": {"B": 1}},
+              {"name": "second", "flags": {"A": 1}, "hosts": ["canary1"]}]
+    (tmp_path / "canary1" / ".env").write_text("A=0\n")
+    # Stage "first" passes everywhere; then the canary's env file disappears.
+    gate = {"command": {"name": "drop the canary's env file",
+                        "argv": ["rm", "-f", str(tmp_path / "canary1" / ".env")]}}
+    stages[0]["gates"] = gate
+    proc = run_playbook(PLAYBOOK, inventory=inventory, extra_vars={"flag_rollout_stages": stages})
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out
+    assert "stage 'second' not applied on web2: the earlier wave did not pass it on canary1" in out
+    for name in ("web2", "web3"):
+        assert (tmp_path / name / ".env").read_text() == "A=0\n"
+        entries = audit_lines(tmp_path / name / "audit.log")
+        assert [(e["stage"], e["action"]) for e in entries] == [
+            ("first", "apply"), ("first", "gate-pass"), ("second", "revert")]
+        assert entries[-1]["flags"] == [{"B": None}]
 
 
 def test_redis_backend_with_ttl_and_revert(sandbox, tmp_path):
