@@ -1,0 +1,278 @@
+"""playbooks/rollback.yml with the rollback role, end to end in the sandbox (haproxy slot s1).
+
+One module-scoped deployment (1.0.0, then 1.1.0 with a migration) on one simulated host with
+its own app root and database; the tests then run in order, the way an operator's bad days
+follow each other: a --check preview, an instant rollback to the warm color under load, a
+rollback_to a version whose color is cold (started from releases/), a downgrade rollback,
+and, after deploying 1.1.0 again, a restore rollback with its 503 window and the rows it
+discards. Refusals need no deployment.
+"""
+
+import json
+import re
+import threading
+import time
+
+import pytest
+import requests
+import yaml
+
+import demo_app
+from apptools import create_app_db, drop_db, retire_test_slot_app, superuser_conn
+from helpers import ROOT, run_playbook
+
+pytestmark = [pytest.mark.xdist_group("rollback_s1")]
+
+SLOT = "s1"
+APP = "rbtest"
+REDIS_DB = 9  # shared with other app tests; this app's keys carry the prefix rb_
+
+
+class LoadLoop:
+    """Keep-alive GETs through the router in a thread, counting every failed request."""
+
+    def __init__(self, url):
+        self.url = url
+        self.ok = 0
+        self.failed = []
+        self.versions = set()
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self):
+        session = requests.Session()
+        while not self.stop_event.is_set():
+            try:
+                resp = session.get(self.url, timeout=5)
+                if resp.status_code == 200:
+                    self.ok += 1
+                    self.versions.add(resp.json().get("version"))
+                else:
+                    self.failed.append(resp.status_code)
+            except requests.RequestException as exc:
+                self.failed.append(type(exc).__name__)
+            time.sleep(0.005)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop_event.set()
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def rb(sandbox, tmp_path_factory):
+    base = tmp_path_factory.mktemp("rollback")
+    name = create_app_db(sandbox, "t_rb_")
+    pg = sandbox["services"]["postgres"]
+    haproxy = sandbox["services"]["haproxy"]
+    slot = haproxy["slots"][SLOT]
+    sup = sandbox["services"]["supervisor"]
+    demo_app.ensure_wheels()
+    dist = base / "dist"
+    for version, variant in (("1.0.0", "base"), ("1.1.0", "good")):
+        demo_app.build(version, variant, dist)
+    url = "postgresql+psycopg2://%s:%s@%s:%s/%s" % (pg["app_user"], sandbox["secrets"]["app_db_password"],
+                                                    pg["host"], pg["port"], name)
+    app_root = base / "srv" / APP
+    host_vars = {
+        "ansible_connection": "local",
+        "ansible_python_interpreter": str(ROOT / ".venv" / "bin" / "python"),
+        "blue_green_app_name": APP,
+        "blue_green_app_root": str(app_root),
+        "blue_green_artifact_src": str(dist) + "/sampleapp-{{ blue_green_version }}.tar.gz",
+        "blue_green_pip_extra_args": f"--no-index --find-links {ROOT}/.cache/wheels",
+        "blue_green_start_command": "{{ blue_green_venv }}/bin/python -m sampleapp --port {{ blue_green_port }}",
+        "blue_green_colors": {c: {"port": p} for c, p in slot["servers"].items()},
+        "blue_green_process_manager": "supervisor",
+        "blue_green_supervisor_conf_dir": sup["programs_dir"],
+        "blue_green_supervisorctl": str(ROOT / ".venv" / "bin" / "supervisorctl"),
+        "blue_green_supervisor_config": sup["config"],
+        "blue_green_router": "haproxy",
+        "blue_green_haproxy_admin_socket": haproxy["admin_socket"],
+        "blue_green_haproxy_backend": slot["backend"],
+        "blue_green_router_url": "http://127.0.0.1:%d" % slot["port"],
+        "blue_green_database": {"db": name, "login_host": pg["host"], "login_port": pg["port"],
+                                "login_user": pg["app_user"], "login_password": sandbox["secrets"]["app_db_password"]},
+        "blue_green_database_url": url,
+        "blue_green_shared_env": {"DATABASE_URL": url, "REDIS_URL": demo_app.redis_url(sandbox, REDIS_DB),
+                                  "CACHE_PREFIX": "rb_", "DEBUG": "false"},
+        "blue_green_row_count_tables": ["purchase_orders"],
+        "blue_green_gate_idle": {"requests": 10, "concurrency": 2, "max_error_rate": 0.0},
+        "blue_green_gate_live": {"requests": 20, "concurrency": 2, "max_error_rate": 0.01},
+        "blue_green_start_timeout": 30,
+        "rollback_redis": {"login_host": sandbox["services"]["redis"]["host"],
+                           "login_port": sandbox["services"]["redis"]["port"],
+                           "login_password": sandbox["secrets"]["redis_password"], "db": REDIS_DB},
+    }
+    inventory = base / "hosts.yml"
+    inventory.write_text(yaml.safe_dump({"all": {"hosts": {"rb1": host_vars}}}))
+    state = {"inventory": inventory, "app_root": app_root, "db": name, "sandbox": sandbox,
+             "router": host_vars["blue_green_router_url"], "base": base}
+    try:
+        for version in ("1.0.0", "1.1.0"):
+            proc = playbook(state, "deploy.yml", app_version=version)
+            assert proc.returncode == 0, proc.output[-3000:]
+        yield state
+    finally:
+        retire_test_slot_app(sandbox, APP, ROOT, backend=slot["backend"])
+        conn = superuser_conn(sandbox)
+        with conn.cursor() as cur:
+            cur.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", (name + "%",))
+            names = [row[0] for row in cur.fetchall()]
+        conn.close()
+        for db in names:
+            drop_db(sandbox, db)
+
+
+def playbook(rb, name, check=False, inventory=None, **extra):
+    proc = run_playbook(ROOT / "playbooks" / name, inventory=inventory or rb["inventory"], check=check,
+                        extra_vars=dict({"deploy_hosts": "all"}, **extra))
+    proc.output = proc.stdout + proc.stderr
+    return proc
+
+
+def rollback(rb, check=False, **extra):
+    return playbook(rb, "rollback.yml", check=check, **extra)
+
+
+def served(rb):
+    return requests.get(rb["router"] + "/health", timeout=5).json()["version"]
+
+
+def state(rb):
+    return json.loads((rb["app_root"] / "state.json").read_text())
+
+
+def audit(rb):
+    return [json.loads(line) for line in (rb["app_root"] / "audit.log").read_text().splitlines()]
+
+
+def revision(rb):
+    conn = superuser_conn(rb["sandbox"], rb["db"])
+    with conn.cursor() as cur:
+        cur.execute("SELECT version_num FROM alembic_version")
+        rev = cur.fetchone()[0]
+    conn.close()
+    return rev
+
+
+def recap_changed(output):
+    match = re.search(r"rb1\s+:\s+ok=\d+\s+changed=(\d+)", output)
+    assert match, output[-3000:]
+    return int(match.group(1))
+
+
+def test_refuses_when_nothing_was_deployed(tmp_path):
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(yaml.safe_dump({"all": {"hosts": {"rb1": {
+        "ansible_connection": "local", "ansible_python_interpreter": str(ROOT / ".venv" / "bin" / "python"),
+        "rollback_app_name": "nothing", "rollback_app_root": str(tmp_path / "srv")}}}}))
+    proc = playbook({}, "rollback.yml", inventory=inventory)
+    assert proc.returncode != 0
+    assert "nothing to roll back to, there is no %s/srv/state.json" % tmp_path in proc.output
+
+
+def test_refuses_when_there_is_no_previous_version(tmp_path):
+    root = tmp_path / "srv"
+    root.mkdir()
+    (root / "state.json").write_text(json.dumps({"live_color": "blue", "live_version": "1.0.0",
+                                                 "previous_version": None, "colors": {"blue": "1.0.0"}}))
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(yaml.safe_dump({"all": {"hosts": {"rb1": {
+        "ansible_connection": "local", "ansible_python_interpreter": str(ROOT / ".venv" / "bin" / "python"),
+        "rollback_app_name": "nothing", "rollback_app_root": str(root)}}}}))
+    proc = playbook({}, "rollback.yml", inventory=inventory)
+    assert proc.returncode != 0
+    assert "nothing to roll back to" in proc.output and "rollback_to=VERSION" in proc.output
+    assert not (root / "deploy.lock").exists()  # the lock was released
+    assert json.loads((root / "state.json").read_text())["live_version"] == "1.0.0"
+
+
+def test_check_mode_changes_nothing(rb):
+    before = {p: (rb["app_root"] / p).read_bytes() for p in ("state.json", "audit.log")}
+    proc = rollback(rb, check=True)
+    assert proc.returncode == 0, proc.output[-3000:]
+    assert "1.1.0 (green) -> 1.0.0" in proc.output or "1.1.0 (blue) -> 1.0.0" in proc.output
+    assert "switch haproxy to it at once" in proc.output and "check mode: nothing will be changed" in proc.output
+    assert {p: (rb["app_root"] / p).read_bytes() for p in before} == before
+    assert served(rb) == "1.1.0"
+
+
+def test_warm_rollback_is_instant_with_zero_failed_requests(rb):
+    live_before = state(rb)["live_color"]
+    with LoadLoop(rb["router"] + "/health") as load:
+        time.sleep(0.3)
+        proc = rollback(rb)
+        time.sleep(0.3)
+    assert proc.returncode == 0, proc.output[-3000:]
+    assert load.failed == [] and load.ok > 50, (load.failed[:10], load.ok)
+    assert {"1.0.0", "1.1.0"} <= load.versions
+    assert served(rb) == "1.0.0"
+    st = state(rb)
+    assert st["live_version"] == "1.0.0" and st["live_color"] != live_before
+    assert st["previous_version"] is None and st["last_rollback"]["from"] == "1.1.0"
+    steps = [e.get("step") for e in audit(rb) if e.get("action") == "rollback"]
+    assert steps[-3:] == ["switch", "verify", "finalize"]
+    assert "no downtime" in proc.output
+
+
+def test_second_rollback_without_a_target_refuses(rb):
+    proc = rollback(rb)
+    assert proc.returncode != 0
+    assert "nothing to roll back to" in proc.output and "last rollback 1.1.0 -> 1.0.0" in proc.output
+    assert served(rb) == "1.0.0"
+
+
+def test_rollback_to_a_cold_version_starts_it_from_releases(rb):
+    # the 1.1.0 color was stopped by the previous rollback (rollback_old_color stop)
+    proc = rollback(rb, rollback_to="1.1.0")
+    assert proc.returncode == 0, proc.output[-3000:]
+    assert "start 1.1.0 from releases/" in proc.output
+    assert served(rb) == "1.1.0"
+    assert [e.get("step") for e in audit(rb) if e.get("action") == "rollback"][-4:] == [
+        "start", "switch", "verify", "finalize"]
+    again = rollback(rb, rollback_to="1.1.0")  # already live: nothing to do
+    assert again.returncode == 0 and recap_changed(again.output) == 0, again.output[-2000:]
+
+
+def test_downgrade_rollback_moves_the_revision_back(rb):
+    st = state(rb)
+    assert revision(rb) == st["db_revisions"][0] != st["db_revisions_before"][0]
+    proc = rollback(rb, rollback_to="1.0.0", rollback_db="downgrade")
+    assert proc.returncode == 0, proc.output[-3000:]
+    assert served(rb) == "1.0.0"
+    assert revision(rb) == st["db_revisions_before"][0]
+    assert state(rb)["db_revisions"] == st["db_revisions_before"]
+
+
+def test_restore_rollback_reports_the_503_window_and_discarded_rows(rb):
+    proc = playbook(rb, "deploy.yml", app_version="1.1.0")
+    assert proc.returncode == 0, proc.output[-3000:]
+    st = state(rb)
+    manifest = json.loads(open(st["backup_path"] + ".manifest.json").read())
+    conn = superuser_conn(rb["sandbox"], rb["db"])
+    with conn.cursor() as cur:  # rows written after the backup: the restore discards them
+        cur.execute("SELECT count(*) FROM purchase_orders")
+        now_rows = cur.fetchone()[0]
+        cur.execute("INSERT INTO purchase_orders (buyer_company_id, seller_company_id, product_id) "
+                    "SELECT 1, 2, 1 FROM generate_series(1, 5)")
+    conn.close()
+    written_after = now_rows + 5 - manifest["row_counts"]["purchase_orders"]
+    with LoadLoop(rb["router"] + "/health") as load:
+        time.sleep(0.3)
+        proc = rollback(rb, rollback_db="restore")
+        time.sleep(0.3)
+    assert proc.returncode == 0, proc.output[-3000:]
+    assert served(rb) == "1.0.0"
+    assert revision(rb) == st["db_revisions_before"][0]
+    assert 503 in load.failed  # writes were stopped: clients got 503 during the swap
+    last = state(rb)["last_rollback"]
+    assert last["db"] == "restore" and last["unavailable_s"] > 0
+    assert last["discarded_rows"] == {"purchase_orders": written_after}
+    assert last["replaced_db"].startswith(rb["db"] + "_replaced_")
+    db_event = [e for e in audit(rb) if e.get("step") == "database"][-1]
+    assert db_event["swap_window_s"] > 0 and db_event["discarded_rows"] == {"purchase_orders": written_after}
+    assert "rows written after the backup, discarded" in proc.output and "503 for" in proc.output
