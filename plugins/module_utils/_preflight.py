@@ -99,6 +99,15 @@ def is_placeholder(value, placeholders=DEFAULT_PLACEHOLDERS):
     return any(p and p.lower() in low for p in placeholders)
 
 
+def env_text(value):
+    """The text an app would read for a value given as data (booleans as true/false, None as '')."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "%s" % value
+
+
 def _norm(value):
     """Env values compared case-insensitively; YAML booleans as the words apps read."""
     if isinstance(value, bool):

@@ -73,11 +73,19 @@ options:
   env_file:
     description:
       - The app's environment file, read the way the app reads it (the last assignment
-        of a name wins). Required by O(env_required), O(env_expected) and O(env_forbidden).
+        of a name wins). O(env_required), O(env_expected) and O(env_forbidden) need it or
+        O(env_values).
     type: path
+  env_values:
+    description:
+      - The variables themselves, name to value, when the env file does not exist yet
+        (for example the values a deploy is about to write). Checked exactly like the
+        content of O(env_file). Never logged.
+      - Mutually exclusive with O(env_file).
+    type: dict
   env_required:
     description:
-      - Variables that must be assigned in O(env_file) a value that is neither empty nor a
+      - Variables that must be assigned in O(env_file) (or O(env_values)) a value that is neither empty nor a
         placeholder (see O(env_placeholders)).
     type: list
     elements: str
@@ -288,7 +296,7 @@ options:
   fail_on_error:
     description:
       - Fail the task when a check failed, with a message naming every failed check.
-      - With V(false) the task succeeds and the result (RV(passed), RV(failed)) tells.
+      - With V(false) the task succeeds and the result (RV(passed), RV(failed_checks)) tells.
     type: bool
     default: true
 attributes:
@@ -450,6 +458,7 @@ def argument_spec():
         )),
         binaries=dict(type="list", elements="str", default=[]),
         env_file=dict(type="path"),
+        env_values=dict(type="dict", no_log=True),
         env_required=dict(type="list", elements="str", default=[]),
         env_placeholders=dict(type="list", elements="str", no_log=False,
                               default=list(pf.DEFAULT_PLACEHOLDERS)),
@@ -478,8 +487,9 @@ def argument_spec():
 def validate(params):
     """Reject option values no check could use, naming the option (before any check runs)."""
     for option in ENV_OPTIONS:
-        if params.get(option) and not params.get("env_file"):
-            raise ProdreadyError("%s is set but env_file is not: name the env file to read" % option)
+        if params.get(option) and not params.get("env_file") and params.get("env_values") is None:
+            raise ProdreadyError("%s is set but neither env_file nor env_values is: name the env "
+                                 "file to read" % option)
     for option in ("min_cpu_count", "recommended_cpu_count", "min_mem_mb", "recommended_mem_mb"):
         if params.get(option) is not None and params[option] < 0:
             raise ProdreadyError("%s must be 0 or greater, got %s" % (option, params[option]))
@@ -617,10 +627,15 @@ def file_checks(module, params):
     checks = [pf.check_binary(name, module.get_bin_path(name, required=False))
               for name in params.get("binaries") or []]
     if any(params.get(o) for o in ENV_OPTIONS):
-        env_values, error = read_env(params["env_file"])
-        if env_values is None:
-            checks.append(pf.result("env_file %s" % params["env_file"], pf.FAIL, "cannot read: %s" % error))
-        checks.extend(pf.check_env(params["env_file"], env_values, params["env_required"],
+        if params.get("env_values") is not None:
+            source = "env_values"
+            env_values = dict((k, pf.env_text(v)) for k, v in params["env_values"].items())
+        else:
+            source = params["env_file"]
+            env_values, error = read_env(source)
+            if env_values is None:
+                checks.append(pf.result("env_file %s" % source, pf.FAIL, "cannot read: %s" % error))
+        checks.extend(pf.check_env(source, env_values, params["env_required"],
                                    params["env_placeholders"], params["env_expected"],
                                    params["env_forbidden"]))
     for path in params.get("secret_files") or []:
@@ -723,7 +738,8 @@ def run(module, params, now=None):
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
+                           mutually_exclusive=[["env_file", "env_values"]])
     try:
         out = run(module, module.params)
     except ProdreadyError as e:

@@ -241,3 +241,8 @@ def test_failure_message_lists_every_failure():
 def test_result_rejects_an_unknown_status():
     with pytest.raises(ValueError):
         pf.result("x", "passed", "")
+
+
+@pytest.mark.parametrize("value, text", [(True, "true"), (False, "false"), (None, ""), (5, "5"), ("x", "x")])
+def test_env_text(value, text):
+    assert pf.env_text(value) == text

@@ -186,8 +186,8 @@ def test_nothing_configured_is_an_empty_pass():
 
 
 @pytest.mark.parametrize("overrides, fragment", [
-    (dict(env_required=["A"]), "env_required is set but env_file is not"),
-    (dict(env_forbidden={"DEBUG": [True]}), "env_forbidden is set but env_file is not"),
+    (dict(env_required=["A"]), "env_required is set but neither env_file nor env_values is"),
+    (dict(env_forbidden={"DEBUG": [True]}), "env_forbidden is set but neither env_file nor env_values is"),
     (dict(min_cpu_count=-1), "min_cpu_count must be 0 or greater"),
     (dict(disk=[{"path": "/", "min_free_mb": None, "max_used_percent": 120}]),
      "disk[0].max_used_percent must be between 0 and 100"),
@@ -222,3 +222,15 @@ def test_bind_and_connect_errors():
     assert preflight_check.bind_error("127.0.0.1", port) is None
     assert preflight_check.connect_error("127.0.0.1", port)
     assert os.environ is not None
+
+
+def test_env_values_are_checked_like_a_file():
+    result = preflight_check.run(FakeModule(), params(
+        env_values={"JWT_SECRET_KEY": "changeme", "DEBUG": True, "DATABASE_URL": "postgresql://s3cr3t@db/app"},
+        env_required=["JWT_SECRET_KEY", "DATABASE_URL", "REDIS_URL"], env_forbidden={"DEBUG": ["true"]}))
+    assert [(c["name"], c["status"], c["detail"]) for c in result["checks"]] == [
+        ("env JWT_SECRET_KEY", "fail", "still a placeholder (changeme)"),
+        ("env DATABASE_URL", "ok", "set"),
+        ("env REDIS_URL", "fail", "missing from env_values"),
+        ("env DEBUG", "fail", "must not be true")]
+    assert "s3cr3t" not in repr(result)
