@@ -16,15 +16,22 @@ def superuser_conn(sandbox, db="postgres"):
 
 
 def free_port():
-    """A free TCP port below 32768 (above is the kernel's ephemeral range)."""
-    for port in range(29100, 29900):
+    """A free TCP port below 32768 (above is the kernel's ephemeral range).
+
+    Each pytest-xdist worker searches its own range (gw0: 29100-29299, gw1: 29300-29499...),
+    so two workers never race for the same port.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = int(worker[2:]) if worker[2:].isdigit() else 0
+    start = 29100 + 200 * (index % 4)
+    for port in range(start, start + 200):
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))
                 return port
             except OSError:
                 continue
-    raise RuntimeError("no free port in 29100-29899")
+    raise RuntimeError("no free port in %d-%d" % (start, start + 199))
 
 
 def alembic(app_python, release, url, *args):
