@@ -214,6 +214,25 @@ def check_present(kind, expected, found, default_schema="public"):
     return results
 
 
+def check_extensions(expected, available, db):
+    """One result per expected PostgreSQL extension (e.g. timescaledb, pg_stat_statements).
+
+    ``available`` maps each extension the server offers (pg_available_extensions) to its
+    version installed in ``db``, or None when it is available but not installed there.
+    """
+    results = []
+    for name in expected:
+        check_name = "extension %s" % name
+        if name not in available:
+            results.append(result(check_name, FAIL, "not available on the server (package not installed)"))
+        elif available[name] is None:
+            results.append(result(check_name, FAIL, "available but not installed in %s "
+                                  "(CREATE EXTENSION %s)" % (db, name)))
+        else:
+            results.append(result(check_name, OK, "installed, version %s" % available[name]))
+    return results
+
+
 def skip_all(kind, names, reason):
     """Skipped results for checks that could not run (e.g. the database is unreachable)."""
     return [result("%s %s" % (kind, n), SKIP, reason) for n in names]

@@ -123,7 +123,7 @@ options:
     type: str
   postgres:
     description:
-      - Check that PostgreSQL answers, and optionally that tables and indexes exist.
+      - Check that PostgreSQL answers, and optionally that tables, indexes and extensions exist.
       - The connection options are those of the other modules' C(postgres) connection
         fragment.
     type: dict
@@ -177,6 +177,14 @@ options:
       indexes:
         description:
           - Indexes that must exist, bare (in O(postgres.schema)) or as C(schema.index).
+        type: list
+        elements: str
+        default: []
+      extensions:
+        description:
+          - Extensions that must be installed in O(postgres.db), for example C(timescaledb)
+            or C(pg_stat_statements). The detail tells an extension the server does not
+            offer from one that only needs C(CREATE EXTENSION).
         type: list
         elements: str
         default: []
@@ -341,6 +349,7 @@ EXAMPLES = r"""
       tables: [users, positions, signals, approvals, audit_logs, reconciliation_logs]
       indexes: [idx_po_buyer_company_id, idx_po_seller_company_id, idx_po_product_id,
                 idx_po_status, idx_po_created_at]
+      extensions: [pg_stat_statements]
     redis:
       login_host: cache.internal
       login_password: "{{ vault_redis_password }}"
@@ -445,6 +454,7 @@ def argument_spec():
         schema=dict(type="str", default="public"),
         tables=dict(type="list", elements="str", default=[]),
         indexes=dict(type="list", elements="str", default=[]),
+        extensions=dict(type="list", elements="str", default=[]),
     )
     return dict(
         min_cpu_count=dict(type="int"),
@@ -663,7 +673,8 @@ def postgres_checks(params):
     except ProdreadyError as exc:
         reason = "database unreachable"
         return ([pf.result("postgres %s" % target, pf.FAIL, str(exc))]
-                + pf.skip_all("table", pg["tables"], reason) + pf.skip_all("index", pg["indexes"], reason))
+                + pf.skip_all("table", pg["tables"], reason) + pf.skip_all("index", pg["indexes"], reason)
+                + pf.skip_all("extension", pg["extensions"], reason))
     try:
         cur = conn.cursor()
         cur.execute("SHOW server_version")
@@ -675,6 +686,9 @@ def postgres_checks(params):
         if pg["indexes"]:
             cur.execute("SELECT schemaname, indexname FROM pg_catalog.pg_indexes")
             checks.extend(pf.check_present("index", pg["indexes"], cur.fetchall(), pg["schema"]))
+        if pg["extensions"]:
+            cur.execute("SELECT name, installed_version FROM pg_catalog.pg_available_extensions")
+            checks.extend(pf.check_extensions(pg["extensions"], dict(cur.fetchall()), pg.get("db")))
         return checks
     except _postgres.DB_ERRORS as exc:
         return [pf.result("postgres %s" % target, pf.FAIL, "catalog query failed: %s" % to_native(exc).strip())]

@@ -27,6 +27,9 @@ INDEXES = ["idx_po_buyer_company_id", "idx_po_seller_company_id", "idx_po_produc
            "idx_po_status", "idx_po_created_at"]  # runbook 004's five
 MISSING_TABLES = ["signals", "leadership_history"]
 MISSING_INDEXES = ["idx_po_buyer_company_id", "idx_po_seller_company_id", "idx_po_product_id"]
+# plpgsql is installed in every database; pg_trgm is offered by the server (contrib) but not
+# installed in the new database until the fix step runs CREATE EXTENSION.
+EXTENSIONS = ["plpgsql", "pg_trgm"]
 INDEX_COLUMNS = dict(zip(INDEXES, ["buyer_company_id", "seller_company_id", "product_id", "status",
                                    "created_at"]))
 TOOL = "prodready-preflight-tool"
@@ -89,7 +92,8 @@ def checklist(sandbox, db, root, redis_password, minimums):
         env_forbidden={"DEBUG": [True, "1", "yes", "on"]},
         secret_files=[str(root / ".env"), str(root / "database_config.json")],
         postgres=dict(db=db, login_host=pg["host"], login_port=pg["port"], login_user=pg["app_user"],
-                      login_password=sandbox["secrets"]["app_db_password"], tables=TABLES, indexes=INDEXES),
+                      login_password=sandbox["secrets"]["app_db_password"], tables=TABLES, indexes=INDEXES,
+                      extensions=EXTENSIONS),
         redis=dict(login_host=redis["host"], login_port=redis["port"], login_password=redis_password),
         tls_certs=[{"path": str(root / "tls.pem"), "min_days": 14, "warn_days": 30}],
         ports_free=[minimums["free_port"]],
@@ -134,7 +138,7 @@ def scenario(sandbox, tmp_path_factory):
             preflight_env_expected=seeded_args["env_expected"],
             preflight_secret_files=seeded_args["secret_files"],
             preflight_postgres=dict((k, v) for k, v in seeded_args["postgres"].items()
-                                    if k not in ("tables", "indexes")),
+                                    if k not in ("tables", "indexes", "extensions")),
             preflight_postgres_tables=TABLES, preflight_postgres_indexes=INDEXES,
             preflight_tls_certs=seeded_args["tls_certs"],
             preflight_ports_free=seeded_args["ports_free"], preflight_ports_bind_address="127.0.0.1")
@@ -142,6 +146,7 @@ def scenario(sandbox, tmp_path_factory):
 
         # ---- fix every problem, run the same checklist (in check mode: it only reads)
         create_schema(sandbox, db, MISSING_TABLES, MISSING_INDEXES)
+        sql(sandbox, db, "CREATE EXTENSION IF NOT EXISTS pg_trgm")
         env.write_text(CLEAN_ENV)
         env.chmod(0o600)
         config.chmod(0o600)
@@ -170,6 +175,7 @@ def expected_failures(s):
         + ["env %s" % n for n in ("REDIS_URL", "JWT_SECRET_KEY", "CACHE_PREFIX", "LOG_LEVEL", "DEBUG")]
         + ["file %s/.env" % root, "file %s/database_config.json" % root]
         + ["table %s" % t for t in MISSING_TABLES] + ["index %s" % i for i in MISSING_INDEXES]
+        + ["extension pg_trgm"]
         + ["redis redis://127.0.0.1:%s/0" % s["redis_port"], "tls %s/tls.pem" % root,
            "port 127.0.0.1:%d free" % s["free_port"], "port 127.0.0.1:%d listening" % s["closed_port"]])
 
@@ -201,10 +207,12 @@ def test_seeded_details_say_what_is_wrong(scenario):
     assert checks["env LOG_LEVEL"]["detail"] == "must be info"
     assert checks["file %s/.env" % root]["detail"].startswith("mode 0644 is wider than 0600")
     assert checks["index idx_po_product_id"]["detail"] == "missing from schema public"
+    assert checks["extension pg_trgm"]["detail"] == (
+        "available but not installed in %s (CREATE EXTENSION pg_trgm)" % scenario["db"])
     assert "authentication failed" in checks["redis redis://127.0.0.1:%s/0" % scenario["redis_port"]]["detail"]
     assert "< minimum 14 days" in checks["tls %s/tls.pem" % root]["detail"]
     # what is right is reported right, in the same pass
-    for name in ["table users", "index idx_po_status", "env DATABASE_URL", "env APP_ENV", "binary sh"]:
+    for name in ["table users", "index idx_po_status", "extension plpgsql", "env DATABASE_URL", "env APP_ENV", "binary sh"]:
         assert checks[name]["status"] == "ok", name
     assert [c["status"] for c in scenario["seeded"]["checks"] if c["name"].startswith("postgres ")] == ["ok"]
 
@@ -225,6 +233,7 @@ def test_clean_setup_passes_in_check_mode(scenario):
     statuses = dict((c["name"], c["status"]) for c in result["checks"])
     assert statuses["tls %s/tls.pem" % scenario["root"]] == "ok"
     assert statuses["index idx_po_buyer_company_id"] == "ok"
+    assert statuses["extension pg_trgm"] == "ok"
     assert set(statuses.values()) == {"ok"}, result["table"]
 
 

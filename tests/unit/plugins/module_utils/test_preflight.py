@@ -246,3 +246,13 @@ def test_result_rejects_an_unknown_status():
 @pytest.mark.parametrize("value, text", [(True, "true"), (False, "false"), (None, ""), (5, "5"), ("x", "x")])
 def test_env_text(value, text):
     assert pf.env_text(value) == text
+
+
+@pytest.mark.parametrize("name, status, detail", [
+    ("plpgsql", "ok", "installed, version 1.0"),
+    ("pg_trgm", "fail", "available but not installed in app (CREATE EXTENSION pg_trgm)"),
+    ("timescaledb", "fail", "not available on the server (package not installed)"),
+])
+def test_check_extensions(name, status, detail):
+    got = pf.check_extensions([name], {"plpgsql": "1.0", "pg_trgm": None}, "app")
+    assert got == [{"name": "extension %s" % name, "status": status, "detail": detail}]

@@ -174,9 +174,9 @@ def test_missing_secret_file_and_disk_path(tmp_path):
 def test_unreachable_database_skips_its_tables_and_indexes():
     pg = dict(db="app", login_host="127.0.0.1", login_port=1, login_user="app", login_password=None,
               login_unix_socket=None, ssl_mode="disable", schema="public", tables=["users"],
-              indexes=["idx_po_status"])
+              indexes=["idx_po_status"], extensions=["timescaledb"])
     result = preflight_check.run(FakeModule(), params(postgres=pg))
-    assert [c["status"] for c in result["checks"]] == ["fail", "skip", "skip"]
+    assert [c["status"] for c in result["checks"]] == ["fail", "skip", "skip", "skip"]
     assert "cannot connect to PostgreSQL app@127.0.0.1:1/app" in result["checks"][0]["detail"]
 
 
