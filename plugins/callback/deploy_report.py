@@ -50,6 +50,7 @@ import json
 import os
 import tempfile
 
+from ansible import context
 from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.callback import CallbackBase
 
@@ -259,7 +260,8 @@ def build_report(run, host_events, host_stats):
 
 def render_summary(report, max_lines=12):
     """Short human summary: one block per host, what happened and why it stopped."""
-    lines = ["DEPLOY REPORT: %s (%s)" % (report.get("outcome", "?").upper(), ", ".join(report.get("playbooks") or []))]
+    lines = ["DEPLOY REPORT: %s (%s)%s" % (report.get("outcome", "?").upper(), ", ".join(report.get("playbooks") or []),
+                                          " -- CHECK MODE, what would have been done" if report.get("check_mode") else "")]
     for host, entry in sorted(report.get("hosts", {}).items()):
         lines.append("%s: %s" % (host, entry["outcome"].upper()))
         notable = [e for e in entry["events"] if e.get("kind") != "failure"]
@@ -286,6 +288,8 @@ def render_markdown(report):
     out = ["# Deploy report", ""]
     out.append("- outcome: **%s**" % report.get("outcome"))
     out.append("- playbooks: %s" % ", ".join(report.get("playbooks") or []))
+    if report.get("check_mode"):
+        out.append("- **check mode**: nothing was changed, the entries say what would have been done")
     out.append("- started: %s, finished: %s" % (report.get("started"), report.get("finished")))
     for host, entry in sorted(report.get("hosts", {}).items()):
         out += ["", "## %s: %s" % (host, entry["outcome"]), ""]
@@ -391,6 +395,7 @@ class CallbackModule(CallbackBase):
             "started": self._started.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "finished": finished.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "duration_s": round((finished - self._started).total_seconds(), 3),
+            "check_mode": bool(context.CLIARGS.get("check", False)),
         }, self._events, host_stats)
         report_dir = os.path.abspath(os.path.expanduser(self.get_option("report_dir")))
         try:

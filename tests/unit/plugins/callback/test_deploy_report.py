@@ -181,6 +181,13 @@ def test_build_report_and_renderings():
     assert '| flags | changed | flags A "0" -> "1" |' in markdown
 
 
+def test_check_mode_is_said_in_the_summary_and_the_markdown():
+    report = dr.build_report({"playbooks": ["deploy.yml"], "check_mode": True}, {}, {"web1": {"ok": 1}})
+    assert dr.render_summary(report).splitlines()[0] == "DEPLOY REPORT: OK (deploy.yml) -- CHECK MODE, what would have been done"
+    assert "- **check mode**: nothing was changed" in dr.render_markdown(report)
+    assert "CHECK MODE" not in dr.render_summary(sample_report())
+
+
 def test_summary_keeps_only_the_last_entries_of_a_long_host():
     events = {"web1": [ev("flags", text="entry %d" % n) for n in range(30)]}
     summary = dr.render_summary(dr.build_report({"playbooks": []}, events, {"web1": {}}), max_lines=5)
@@ -274,7 +281,7 @@ def test_callback_writes_json_and_markdown_0600_and_prints_the_summary(tmp_path)
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
         assert SECRET not in path.read_text()
     report = json.loads((tmp_path / "reports" / reports[0]).read_text())
-    assert report["playbooks"] == ["deploy.yml"]
+    assert report["playbooks"] == ["deploy.yml"] and report["check_mode"] is False
     web1 = report["hosts"]["web1"]
     assert web1["outcome"] == "failed" and web1["stopped_reason"] == "health_gate: down"
     assert [e["kind"] for e in web1["events"]] == ["backup", "censored", "gate", "failure"]
