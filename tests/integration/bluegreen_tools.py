@@ -1,0 +1,148 @@
+"""Inventory and checks shared by the blue_green role tests (test_blue_green_*.py).
+
+Each test module deploys the sample app into its own app roots, database and haproxy slots
+(s3..s6) or a private nginx, with the role's variables only, through playbooks/deploy.yml.
+"""
+
+import json
+import re
+import threading
+import time
+from pathlib import Path
+
+import requests
+import yaml
+
+import demo_app
+from apptools import superuser_conn
+from helpers import ROOT, run_playbook
+
+REDIS_DB = 9  # shared with test_blue_green.py; every app here has its own CACHE_PREFIX
+
+
+def db_url(sandbox, name):
+    pg = sandbox["services"]["postgres"]
+    return "postgresql+psycopg2://%s:%s@%s:%s/%s" % (pg["app_user"], sandbox["secrets"]["app_db_password"],
+                                                     pg["host"], pg["port"], name)
+
+
+def host_vars(sandbox, app, app_root, dist, db, ports, prefix, app_python, **overrides):
+    """Role variables of one simulated host running `app` on `ports` {blue, green}.
+
+    Releases run on the shared test venv of the sample app (`app_python`'s venv) instead of
+    building one venv per release and host: test_blue_green.py covers the build.
+    """
+    pg = sandbox["services"]["postgres"]
+    sup = sandbox["services"]["supervisor"]
+    url = db_url(sandbox, db)
+    hv = {
+        "ansible_connection": "local",
+        "ansible_python_interpreter": str(ROOT / ".venv" / "bin" / "python"),
+        "blue_green_app_name": app,
+        "blue_green_app_root": str(app_root),
+        "blue_green_artifact_src": str(dist) + "/sampleapp-{{ blue_green_version }}.tar.gz",
+        "blue_green_pip_extra_args": f"--no-index --find-links {ROOT}/.cache/wheels",
+        "blue_green_start_command": "{{ blue_green_venv }}/bin/python -m sampleapp --port {{ blue_green_port }}",
+        "blue_green_colors": {"blue": {"port": ports["blue"]}, "green": {"port": ports["green"]}},
+        "blue_green_process_manager": "supervisor",
+        "blue_green_supervisor_conf_dir": sup["programs_dir"],
+        "blue_green_supervisorctl": str(ROOT / ".venv" / "bin" / "supervisorctl"),
+        "blue_green_supervisor_config": sup["config"],
+        "blue_green_database": {"db": db, "login_host": pg["host"], "login_port": pg["port"],
+                                "login_user": pg["app_user"], "login_password": sandbox["secrets"]["app_db_password"]},
+        "blue_green_database_url": url,
+        "blue_green_shared_env": {"DATABASE_URL": url, "REDIS_URL": demo_app.redis_url(sandbox, REDIS_DB),
+                                  "CACHE_PREFIX": prefix, "DEBUG": "false"},
+        "blue_green_gate_idle": {"requests": 10, "concurrency": 2, "max_error_rate": 0.0, "max_latency_ms": {"p95": 2000}},
+        "blue_green_gate_live": {"requests": 20, "concurrency": 2, "max_error_rate": 0.01, "max_latency_ms": {"p95": 2000}},
+        "blue_green_start_timeout": 30,
+        "blue_green_release_venv": str(Path(app_python).parent.parent),
+    }
+    hv.update(overrides)
+    return hv
+
+
+def haproxy_slot_vars(sandbox, slot):
+    haproxy = sandbox["services"]["haproxy"]
+    info = haproxy["slots"][slot]
+    return {"ports": info["servers"],
+            "router": {"blue_green_router": "haproxy",
+                       "blue_green_haproxy_admin_socket": haproxy["admin_socket"],
+                       "blue_green_haproxy_backend": info["backend"],
+                       "blue_green_router_url": "http://127.0.0.1:%d" % info["port"]}}
+
+
+def write_inventory(path, hosts):
+    path.write_text(yaml.safe_dump({"all": {"hosts": hosts}}))
+    return path
+
+
+def deploy(inventory, version, check=False, timeout=1200, **extra):
+    proc = run_playbook(ROOT / "playbooks" / "deploy.yml", inventory=inventory, check=check, timeout=timeout,
+                        extra_vars=dict({"app_version": version, "deploy_hosts": "all"}, **extra))
+    proc.output = proc.stdout + proc.stderr
+    return proc
+
+
+def recap(output):
+    """{host: {ok, changed, failed, ...}} from the PLAY RECAP."""
+    hosts = {}
+    for match in re.finditer(r"^(\S+)\s+:\s+((?:\w+=\d+\s*)+)$", output, re.M):
+        hosts[match.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", match.group(2))}
+    return hosts
+
+
+def served_version(url):
+    return requests.get(url + "/health", timeout=5).json()["version"]
+
+
+def db_revision(sandbox, db):
+    conn = superuser_conn(sandbox, db)
+    with conn.cursor() as cur:
+        cur.execute("SELECT version_num FROM alembic_version")
+        rev = cur.fetchone()[0]
+    conn.close()
+    return rev
+
+
+def read_state(app_root):
+    return json.loads((app_root / "state.json").read_text())
+
+
+def read_audit(app_root):
+    return [json.loads(line) for line in (app_root / "audit.log").read_text().splitlines()]
+
+
+class LoadLoop:
+    """Keep-alive GETs in a thread, counting every failed request (status or exception)."""
+
+    def __init__(self, url, max_requests=50000):
+        self.url = url
+        self.max_requests = max_requests
+        self.ok = 0
+        self.failed = []
+        self.versions = set()
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self):
+        session = requests.Session()
+        while not self.stop_event.is_set() and self.ok + len(self.failed) < self.max_requests:
+            try:
+                resp = session.get(self.url, timeout=5)
+                if resp.status_code == 200:
+                    self.ok += 1
+                    self.versions.add(resp.json().get("version"))
+                else:
+                    self.failed.append(resp.status_code)
+            except requests.RequestException as exc:
+                self.failed.append(type(exc).__name__)
+            time.sleep(0.005)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop_event.set()
+        self.thread.join(timeout=10)

@@ -1,0 +1,82 @@
+"""blue_green on a fleet: `serial` batches, and a failing batch reverts the hosts before it.
+
+Three simulated hosts (own app roots, colors and haproxy slots s3, s4, s5) share one
+database. 1.0.0 goes everywhere at once; then 1.1.0 (with a migration) one host per batch:
+the third host's release fails its direct gate, so hosts one and two, already live on
+1.1.0, are switched back to 1.0.0 and the migration is downgraded once.
+"""
+
+import pytest
+
+import demo_app
+from apptools import create_app_db, drop_db, retire_test_slot_app
+from bluegreen_tools import (db_revision, deploy, haproxy_slot_vars, host_vars, read_audit, read_state, recap,
+                             served_version, write_inventory)
+from helpers import ROOT
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("blue_green_fleet")]
+
+HOSTS = {"h1": "s3", "h2": "s4", "h3": "s5"}
+
+
+@pytest.fixture(scope="module")
+def fleet(sandbox, tmp_path_factory, app_python):
+    base = tmp_path_factory.mktemp("bgfleet")
+    db = create_app_db(sandbox, "t_bgf_")
+    demo_app.ensure_wheels()
+    dist = base / "dist"
+    for version, variant in {"1.0.0": "base", "1.1.0": "good"}.items():
+        demo_app.build(version, variant, dist)
+    hosts, routers, roots = {}, {}, {}
+    for host, slot in HOSTS.items():
+        slot_vars = haproxy_slot_vars(sandbox, slot)
+        roots[host] = base / host
+        routers[host] = slot_vars["router"]["blue_green_router_url"]
+        hosts[host] = host_vars(sandbox, "bgf" + host, roots[host], dist, db, slot_vars["ports"], "bgf%s_" % host, app_python,
+                                **slot_vars["router"])
+    # On the third host, 1.1.0's artifact does not match its expected checksum.
+    hosts["h3"]["blue_green_artifact_sha256"] = "{{ '0' * 64 if blue_green_version == '1.1.0' else '' }}"
+    inventory = write_inventory(base / "hosts.yml", hosts)
+    first = deploy(inventory, "1.0.0")
+    yield {"inventory": inventory, "routers": routers, "roots": roots, "db": db, "sandbox": sandbox, "first": first}
+    for host, slot in HOSTS.items():
+        retire_test_slot_app(sandbox, "bgf" + host, ROOT, sandbox["services"]["haproxy"]["slots"][slot]["backend"])
+    drop_db(sandbox, db)
+
+
+@pytest.fixture(scope="module")
+def failed_rollout(fleet):
+    return deploy(fleet["inventory"], "1.1.0", deploy_serial=1)
+
+
+def test_first_deploy_reaches_every_host(fleet):
+    assert fleet["first"].returncode == 0, fleet["first"].output[-4000:]
+    assert {host: served_version(url) for host, url in fleet["routers"].items()} == dict.fromkeys(HOSTS, "1.0.0")
+    assert db_revision(fleet["sandbox"], fleet["db"]) == "0002"
+
+
+def test_a_failing_batch_switches_the_earlier_batches_back(fleet, failed_rollout):
+    out = failed_rollout.output
+    assert failed_rollout.returncode != 0
+    # Batches ran one host at a time, and the first two went live before the third failed.
+    for host in ("h1", "h2"):
+        events = [(e["action"], e["result"], e.get("version")) for e in read_audit(fleet["roots"][host])]
+        assert events[-2:] == [("deploy", "success", "1.1.0"), ("fleet_revert", "reverted", "1.1.0")], events
+    assert "stopped in phase release" in out and "refusing to deploy it" in out
+    assert "Fleet: switched back h1, h2, database rolled back by downgrade from h1." in out
+    # Every router serves the previous version again, on the previous schema.
+    assert {host: served_version(url) for host, url in fleet["routers"].items()} == dict.fromkeys(HOSTS, "1.0.0")
+    assert db_revision(fleet["sandbox"], fleet["db"]) == "0002"
+    for host in ("h1", "h2"):
+        st = read_state(fleet["roots"][host])
+        assert (st["live_version"], st["live_color"]) == ("1.0.0", "blue"), st
+        assert st["last_failure"]["phase"] == "fleet" and "h3 failed in phase release" in st["last_failure"]["reason"]
+    assert read_state(fleet["roots"]["h3"])["live_version"] == "1.0.0"
+    assert recap(out)["h3"]["failed"] == 1
+
+
+def test_the_fleet_rerun_of_the_live_version_changes_nothing(fleet, failed_rollout):
+    proc = deploy(fleet["inventory"], "1.0.0")
+    assert proc.returncode == 0, proc.output[-4000:]
+    assert {host: counts["changed"] for host, counts in recap(proc.output).items()} == dict.fromkeys(HOSTS, 0)
+    assert proc.output.count("already live: nothing to do") == 3
