@@ -2,14 +2,16 @@
 
 Three simulated hosts (own app roots, colors and haproxy slots s3, s4, s5) share one
 database. 1.0.0 goes everywhere at once; then 1.1.0 (with a migration) one host per batch:
-the third host's release fails its direct gate, so hosts one and two, already live on
-1.1.0, are switched back to 1.0.0 and the migration is downgraded once.
+the third host's release is refused, so hosts one and two, already live on 1.1.0, are
+switched back to 1.0.0 and the migration is downgraded once. Last, on the first host
+only, a release that errors under traffic is reverted with `blue_green_db_rollback:
+restore`: the pre-deploy backup is restored into a fresh database swapped in by rename.
 """
 
 import pytest
 
 import demo_app
-from apptools import create_app_db, drop_db, retire_test_slot_app
+from apptools import create_app_db, drop_db, retire_test_slot_app, superuser_conn
 from bluegreen_tools import (db_revision, deploy, haproxy_slot_vars, host_vars, read_audit, read_state, recap,
                              served_version, write_inventory)
 from helpers import ROOT
@@ -25,7 +27,7 @@ def fleet(sandbox, tmp_path_factory, app_python):
     db = create_app_db(sandbox, "t_bgf_")
     demo_app.ensure_wheels()
     dist = base / "dist"
-    for version, variant in {"1.0.0": "base", "1.1.0": "good"}.items():
+    for version, variant in {"1.0.0": "base", "1.1.0": "good", "1.2.1": "errors"}.items():
         demo_app.build(version, variant, dist)
     hosts, routers, roots = {}, {}, {}
     for host, slot in HOSTS.items():
@@ -41,7 +43,13 @@ def fleet(sandbox, tmp_path_factory, app_python):
     yield {"inventory": inventory, "routers": routers, "roots": roots, "db": db, "sandbox": sandbox, "first": first}
     for host, slot in HOSTS.items():
         retire_test_slot_app(sandbox, "bgf" + host, ROOT, sandbox["services"]["haproxy"]["slots"][slot]["backend"])
-    drop_db(sandbox, db)
+    conn = superuser_conn(sandbox)
+    with conn.cursor() as cur:  # the databases a restore swapped out (kept by pg_backup)
+        cur.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", (db + "\\_%",))
+        others = [row[0] for row in cur.fetchall()]
+    conn.close()
+    for name in [db] + others:
+        drop_db(sandbox, name)
 
 
 @pytest.fixture(scope="module")
@@ -80,3 +88,34 @@ def test_the_fleet_rerun_of_the_live_version_changes_nothing(fleet, failed_rollo
     assert proc.returncode == 0, proc.output[-4000:]
     assert {host: counts["changed"] for host, counts in recap(proc.output).items()} == dict.fromkeys(HOSTS, 0)
     assert proc.output.count("already live: nothing to do") == 3
+
+
+def query(fleet, sql, db=None):
+    conn = superuser_conn(fleet["sandbox"], db or fleet["db"])
+    with conn.cursor() as cur:
+        cur.execute(sql)
+        rows = cur.fetchall() if cur.description else []
+    conn.close()
+    return rows
+
+
+def test_restore_rollback_swaps_the_backup_in_and_reports_the_window(fleet, failed_rollout):
+    query(fleet, "INSERT INTO companies (name) VALUES ('kept-by-the-backup')")
+    proc = deploy(fleet["inventory"], "1.2.1", deploy_hosts="h1", blue_green_db_rollback="restore",
+                  blue_green_gate_live={"requests": 200, "concurrency": 4, "max_error_rate": 0.01,
+                                        "max_latency_ms": {"p95": 2000}})
+    out = proc.output
+    assert proc.returncode != 0
+    assert "stopped in phase gate_live" in out
+    assert "switched back to blue (1.0.0)" in out
+    assert "swapped in by rename, unavailable" in out and "pre-1.2.1" in out
+    assert served_version(fleet["routers"]["h1"]) == "1.0.0"
+    assert db_revision(fleet["sandbox"], fleet["db"]) == "0002"
+    assert query(fleet, "SELECT to_regclass('audit_events')") == [(None,)]
+    assert query(fleet, "SELECT count(*) FROM companies WHERE name = 'kept-by-the-backup'") == [(1,)]
+    failure = read_audit(fleet["roots"]["h1"])[-1]
+    assert failure["result"] == "failed" and failure["db_rollback"] == "restore"
+    restore = failure["restore"]
+    assert float(restore["window_s"]) >= 0 and restore["replaced_db"].startswith(fleet["db"] + "_replaced_")
+    # The replaced database is kept, with the migration the restore undid.
+    assert query(fleet, "SELECT version_num FROM alembic_version", db=restore["replaced_db"]) != [("0002",)]
