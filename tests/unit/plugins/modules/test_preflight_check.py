@@ -91,8 +91,8 @@ def local_params(app_dir, **overrides):
     if "tls_certs" not in overrides:
         overrides["tls_certs"] = [{"path": str(make_cert(app_dir, 5)), "host": None, "port": 443,
                                    "server_name": None, "min_days": 14, "warn_days": 30}]
-    values = dict(min_cpu_count=1, min_mem_mb=1, disk=[{"path": str(app_dir), "min_free_mb": 1,
-                                                         "max_used_percent": None}],
+    disk = [{"path": str(app_dir), "min_free_mb": 1, "max_used_percent": None}]
+    values = dict(min_cpu_count=1, min_mem_mb=1, disk=disk,
                   binaries=["sh", "no-such-program-xyz"], env_file=str(app_dir / ".env"),
                   env_required=["DATABASE_URL", "JWT_SECRET_KEY"], env_forbidden={"DEBUG": [True]},
                   env_expected={"APP_ENV": "production"}, secret_files=[str(app_dir / ".env")],
