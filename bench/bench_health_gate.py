@@ -4,7 +4,8 @@
     .venv/bin/python bench/bench_health_gate.py [--requests 10000] [--concurrency 8]
 
 Runs, in one go and on the same URL (sandbox["services"]["nginx"]["static_url"]):
-- health_gate's run() (one pooled requests.Session, threads, perf_counter) at concurrency C;
+- health_gate's sampler, built as run() builds it (http.client, one keep-alive connection
+  per thread, perf_counter around each request) at concurrency C;
 - `ab -k -c C -n N` (keep-alive, like our pooled session) and `ab -c C -n N` (a new
   connection per request, as the runbooks' `ab -n 100 -c 10` does);
 - the same two at concurrency 1, where both tools measure the server rather than their
@@ -15,7 +16,9 @@ HTTP server, in a separate process), where the service's time dominates both cli
 overhead: there the percentiles of the two tools should agree.
 
 Prints throughput ratios (ours / ab) and each percentile's ratio (ours / ab). ab's
-percentiles come from its `-e` CSV (fractional ms), not its integer-ms summary table.
+percentiles come from its `-e` CSV (fractional ms), not its integer-ms summary table, and
+ours are computed here with ab's definition (value at index round(n*q/100)); the module
+itself reports linear interpolation, which differs by at most one sample's rank.
 """
 
 import argparse
@@ -32,15 +35,30 @@ sys.path.insert(0, str(ROOT / ".build" / "collections"))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import sandbox as sandbox_script  # noqa: E402
+from ansible_collections.prodready.deploy.plugins.module_utils import _http  # noqa: E402
 from ansible_collections.prodready.deploy.plugins.modules import health_gate  # noqa: E402
 
 
+def ab_percentile(ordered, q):
+    """ab's own definition (its -e CSV): the value at index round(n * q / 100), 0-based."""
+    return ordered[min(len(ordered) - 1, int(0.5 + len(ordered) * q / 100.0))]
+
+
 def ours(url, requests, concurrency):
+    """health_gate's sampler as run() builds it, with the percentiles computed as ab does."""
     params = dict((name, spec.get("default")) for name, spec in health_gate.argument_spec().items())
     params.update(url=url, requests=requests, concurrency=concurrency, timeout=10)
-    result = health_gate.run(params)
-    return dict(rps=result["requests_per_s"], p50=result["latency_ms"]["p50"], p95=result["latency_ms"]["p95"],
-                p99=result["latency_ms"]["p99"], max=result["latency_ms"]["max"], errors=result["errors"])
+    urls, thresholds, expectations = health_gate.validate(params)
+    prober = _http.make_prober(urls, "GET", {}, 10, expectations, concurrency=concurrency)
+    try:
+        samples, elapsed = prober.sample(urls, count=requests, concurrency=concurrency)
+    finally:
+        prober.close()
+    figures = _http.aggregate(samples)  # the module's own summary (linear interpolation)
+    ordered = sorted(x["latency_ms"] for x in samples if x["latency_ms"] is not None)
+    return dict(rps=len(samples) / elapsed, p50=ab_percentile(ordered, 50), p95=ab_percentile(ordered, 95),
+                p99=ab_percentile(ordered, 99), max=ordered[-1], errors=figures["errors"],
+                linear_p95=figures["latency_ms"]["p95"], prober=type(prober).__name__)
 
 
 def ab(url, requests, concurrency, keepalive):

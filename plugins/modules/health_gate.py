@@ -131,7 +131,7 @@ options:
     type: float
   concurrency:
     description:
-      - Requests in flight at once (threads sharing one connection pool).
+      - Requests in flight at once (threads, each with its own persistent connection).
     type: int
     default: 1
   max_error_rate:
@@ -169,6 +169,9 @@ options:
 notes:
   - Latency is measured with C(time.perf_counter) from sending the request until the whole
     body is read. Percentiles use linear interpolation.
+  - Requests are sent with Python's C(http.client), one persistent connection per thread and
+    host. When an environment proxy (E(HTTP_PROXY), E(HTTPS_PROXY), E(NO_PROXY)) applies to a
+    URL, they go through the C(requests) library instead.
   - Latency percentiles include every request that got an HTTP response; requests that got
     none (refused, timed out) count as errors and have no latency.
 attributes:
@@ -416,9 +419,9 @@ def run(params, check_mode=False):
     if params.get("client_cert"):
         cert = (params["client_cert"], params["client_key"]) if params.get("client_key") else params["client_cert"]
     verify = params["ca_path"] if params["validate_certs"] and params.get("ca_path") else params["validate_certs"]
-    prober = _http.Prober(params["method"], headers, params["timeout"], expectations,
-                          concurrency=params["concurrency"], verify=verify, cert=cert,
-                          follow_redirects=params["follow_redirects"], pool_hosts=len(urls))
+    prober = _http.make_prober(urls, params["method"], headers, params["timeout"], expectations,
+                               concurrency=params["concurrency"], verify=verify, cert=cert,
+                               follow_redirects=params["follow_redirects"])
     try:
         breaches = []
         if params["wait_timeout"] > 0:

@@ -141,6 +141,12 @@ class Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _route
 
 
+class _Server(ThreadingHTTPServer):
+    # socketserver's default listen backlog (5) drops the SYN of the 7th+ client that
+    # connects at once, which then retries a second later: /inflight would never see 8.
+    request_queue_size = 128
+
+
 class HealthServer(object):
     """Start with ``HealthServer().start()``; ``.url(path)``; ``.stop()``.
 
@@ -150,7 +156,7 @@ class HealthServer(object):
     def __init__(self, certfile=None, keyfile=None):
         self.state = _State()
         handler = type("BoundHandler", (Handler,), {"state": self.state})
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd = _Server(("127.0.0.1", 0), handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self.scheme = "http"
