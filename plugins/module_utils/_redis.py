@@ -19,6 +19,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import re
+import socket
 import traceback
 
 from ansible.module_utils.basic import env_fallback, missing_required_lib
@@ -294,7 +295,8 @@ def scan_unlink(client, pattern, batch=1000, budget_ms=DEFAULT_BUDGET_MS):
     COUNT hint) run by a small server-side script, each call doing pages until
     ``budget_ms`` is spent, so the keys are not shipped to the client and back and other
     clients wait at most about ``budget_ms`` plus one page. Where scripting is not allowed
-    (ACL ``-@scripting``, a proxy without EVAL) it falls back to scan_unlink_pipelined().
+    (ACL ``-@scripting``, a proxy without EVAL) it falls back to scan_unlink_raw(), which
+    needs only SCAN and UNLINK.
     The count is UNLINK's own, so a key SCAN returns twice is counted once. UNLINK frees
     large values in a background thread.
     """
@@ -311,16 +313,17 @@ def scan_unlink(client, pattern, batch=1000, budget_ms=DEFAULT_BUDGET_MS):
                 return deleted
     except redis.exceptions.ResponseError as exc:
         text = str(exc).lower()
-        if not any(word in text for word in ("noperm", "unknown command", "not allowed", "scripting")):
+        # redis-py turns "-NOPERM ..." into NoPermissionError and drops the NOPERM word.
+        if not any(word in text for word in ("noperm", "no permissions", "unknown command", "not allowed",
+                                             "scripting")):
             raise
-        return deleted + scan_unlink_pipelined(client, pattern, batch)
+        return deleted + scan_unlink_raw(client, pattern, batch)
 
 
 def scan_unlink_pipelined(client, pattern, batch=1000):
-    """scan_unlink() without scripting: SCAN, then UNLINK the page pipelined with the next SCAN.
-
-    Each round trip is one pipeline holding the UNLINK of the previous page and the next
-    SCAN; the keys are read raw (bytes), so any key name works.
+    """scan_unlink() through redis-py's own parser: SCAN, then UNLINK the page pipelined
+    with the next SCAN (kept for comparison in bench/: every key is decoded and re-encoded
+    in Python, 3-7x slower than scan_unlink_raw(), see docs/performance.md).
     """
     raw = _never_decode()
     deleted = 0
@@ -343,3 +346,165 @@ def scan_unlink_pipelined(client, pattern, batch=1000):
             return deleted
         cursor, keys = replies[1]
         cursor = int(cursor)
+
+
+# ---------------------------------------------------------------- raw SCAN + UNLINK (no scripting)
+#
+# A SCAN reply's key array, ``$<len>\r\n<key>\r\n`` per key, is byte for byte the argument
+# list of an UNLINK request. So the keys are never decoded or re-encoded in Python: the
+# reply's bytes become the UNLINK command, with only a header in front. Redis does no
+# scripting work (no Lua conversion of every key twice), and the client only walks the
+# lengths. Each command stays short (one SCAN page, one UNLINK of that page's keys).
+
+class IncompleteReply(Exception):
+    """The buffer does not hold the whole reply yet: read more bytes and parse again."""
+
+
+def _line_end(buf, pos):
+    end = buf.find(b"\r\n", pos)
+    if end < 0:
+        raise IncompleteReply()
+    return end
+
+
+def _reply_error(buf, pos):
+    end = _line_end(buf, pos)
+    return bytes(buf[pos + 1:end]).decode("utf-8", "replace")
+
+
+def parse_integer_reply(buf, pos=0):
+    """``:N\\r\\n`` at ``pos`` -> ``(N, next_pos)`` (pure).
+
+    Raises IncompleteReply when the buffer ends early, and ProdreadyError carrying the
+    server's text for an error reply (``-NOPERM ...``) or anything unexpected.
+    """
+    if len(buf) <= pos:
+        raise IncompleteReply()
+    kind = buf[pos:pos + 1]
+    if kind == b"-":
+        raise ProdreadyError("Redis answered: %s" % _reply_error(buf, pos))
+    if kind != b":":
+        raise ProdreadyError("unexpected Redis reply %r where an integer was expected" % bytes(buf[pos:pos + 20]))
+    end = _line_end(buf, pos)
+    return int(buf[pos + 1:end]), end + 2
+
+
+def parse_scan_reply(buf, pos=0):
+    """A SCAN reply at ``pos`` -> ``(cursor, key_count, keys_start, keys_end, next_pos)`` (pure).
+
+    ``buf[keys_start:keys_end]`` is the keys' bulk strings exactly as UNLINK takes them.
+    Keys may hold any byte (``\\r\\n`` included): they are skipped by their length, never
+    searched. Raises IncompleteReply or ProdreadyError as parse_integer_reply() does.
+    """
+    if len(buf) <= pos:
+        raise IncompleteReply()
+    if buf[pos:pos + 1] == b"-":
+        raise ProdreadyError("Redis answered: %s" % _reply_error(buf, pos))
+    end = _line_end(buf, pos)
+    if bytes(buf[pos:end]) != b"*2":
+        raise ProdreadyError("unexpected Redis reply %r where a SCAN reply was expected" % bytes(buf[pos:pos + 20]))
+    pos = end + 2
+    end = _line_end(buf, pos)
+    length = int(buf[pos + 1:end])
+    pos = end + 2
+    if len(buf) < pos + length + 2:
+        raise IncompleteReply()
+    cursor = bytes(buf[pos:pos + length])
+    pos += length + 2
+    end = _line_end(buf, pos)
+    count = int(buf[pos + 1:end])
+    keys_start = pos = end + 2
+    for dummy in range(count):
+        end = _line_end(buf, pos)
+        pos = end + 2 + int(buf[pos + 1:end]) + 2
+    if len(buf) < pos:
+        raise IncompleteReply()
+    return cursor, count, keys_start, pos, pos
+
+
+def pack_command(*words):
+    """RESP request bytes of a command made of ``words`` (bytes or str) (pure)."""
+    parts = [b"*%d\r\n" % len(words)]
+    for word in words:
+        data = word if isinstance(word, bytes) else str(word).encode("utf-8")
+        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(parts)
+
+
+class _RawChannel(object):
+    """A redis-py connection's socket used directly: send bytes, parse replies as they come."""
+
+    def __init__(self, connection):
+        self.connection = connection
+        self.sock = connection._sock  # pylint: disable=protected-access
+        self.buf = bytearray()
+        self.pos = 0
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def read(self, parser):
+        while True:
+            try:
+                value = parser(self.buf, self.pos)
+            except IncompleteReply:
+                chunk = self.sock.recv(1 << 20)
+                if not chunk:
+                    raise ProdreadyError("Redis closed the connection during the invalidation")
+                if self.pos:
+                    del self.buf[:self.pos]
+                    self.pos = 0
+                self.buf += chunk
+                continue
+            self.pos = value[-1]
+            return value
+
+
+def scan_unlink_raw(client, pattern, batch=1000):
+    """Delete every key matching ``pattern``: SCAN pages, each page's keys UNLINKed as they are.
+
+    One round trip per page: the UNLINK of the page just read goes out together with the
+    SCAN of the next one. Every command is short (COUNT ``batch``), so other clients wait
+    a fraction of a millisecond at most. Returns UNLINK's count (a key SCAN returns twice
+    is deleted, and counted, once). Uses a connection of ``client``'s pool (its AUTH,
+    SELECT and TLS done) and closes it afterwards.
+    """
+    pool = client.connection_pool
+    connection = pool.get_connection()
+    try:
+        connection.connect()
+        channel = _RawChannel(connection)
+        pattern_bytes = pattern if isinstance(pattern, bytes) else pattern.encode("utf-8")
+
+        def scan(cursor):
+            return pack_command(b"SCAN", cursor, b"MATCH", pattern_bytes, b"COUNT", str(batch))
+
+        return _scan_unlink_pages(channel, scan)
+    except (socket.timeout, OSError) as exc:
+        raise ProdreadyError("SCAN + UNLINK of %r failed: %s" % (pattern, explain_redis_error(exc)))
+    finally:
+        # The socket was read outside redis-py's parser: never hand it back half-read.
+        connection.disconnect()
+        pool.release(connection)
+
+
+def _scan_unlink_pages(channel, scan):
+    """The page loop of scan_unlink_raw(): one round trip per page, UNLINK count returned."""
+    channel.send(scan(b"0"))
+    cursor, count, start, end, dummy = channel.read(parse_scan_reply)
+    deleted = 0
+    while True:
+        out = []
+        if count:
+            out.append(b"*%d\r\n$6\r\nUNLINK\r\n" % (count + 1))
+            out.append(bytes(channel.buf[start:end]))
+        if cursor != b"0":
+            out.append(scan(cursor))
+        if not out:
+            return deleted
+        channel.send(b"".join(out))
+        if count:
+            deleted += channel.read(parse_integer_reply)[0]
+        if cursor == b"0":
+            return deleted
+        cursor, count, start, end, dummy = channel.read(parse_scan_reply)

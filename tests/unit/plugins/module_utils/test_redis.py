@@ -89,3 +89,74 @@ def test_argument_spec_secrets_are_no_log():
     assert spec["login_password"]["no_log"] is True
     assert spec["url"]["no_log"] is True
     assert spec["login_password"]["fallback"][1] == ["REDIS_PASSWORD"]
+
+
+# ------------------------------------------------------------------ raw SCAN reply parsing
+
+def scan_reply(cursor, keys):
+    """A SCAN reply as Redis sends it (RESP2)."""
+    out = b"*2\r\n$%d\r\n%s\r\n*%d\r\n" % (len(cursor), cursor, len(keys))
+    return out + b"".join(b"$%d\r\n%s\r\n" % (len(key), key) for key in keys)
+
+
+@pytest.mark.parametrize("cursor, keys", [
+    (b"0", []),
+    (b"17", [b"prod_1"]),
+    (b"123456789", [b"prod_1", b"prod_22", b""]),
+    (b"5", [b"with\r\ncrlf", b"$3\r\nfake", b"\xff\x00binary", b"*2\r\n"]),
+])
+def test_parse_scan_reply_keys_are_unlink_arguments(cursor, keys):
+    data = b"junk" + scan_reply(cursor, keys) + b":9\r\n"
+    got_cursor, count, start, end, nxt = _redis.parse_scan_reply(data, 4)
+    assert (got_cursor, count) == (cursor, len(keys))
+    # The key bytes are exactly the arguments of an UNLINK request.
+    assert data[start:end] == _redis.pack_command(*keys)[len(b"*%d\r\n" % len(keys)):]
+    assert nxt == end and data[nxt:] == b":9\r\n"
+
+
+@pytest.mark.parametrize("keys", [[b"prod_1", b"a\r\nb"], []])
+def test_parse_scan_reply_is_incomplete_at_every_cut(keys):
+    data = scan_reply(b"42", keys)
+    for cut in range(len(data)):
+        with pytest.raises(_redis.IncompleteReply):
+            _redis.parse_scan_reply(data[:cut])
+    assert _redis.parse_scan_reply(data)[1] == len(keys)
+
+
+@pytest.mark.parametrize("data, expected", [
+    (b":0\r\n", (0, 4)),
+    (b":512\r\nrest", (512, 6)),
+])
+def test_parse_integer_reply(data, expected):
+    assert _redis.parse_integer_reply(data) == expected
+
+
+@pytest.mark.parametrize("parser, data, fragment", [
+    (_redis.parse_integer_reply, b"-NOPERM this user has no permissions to run the 'unlink' command\r\n",
+     "Redis answered: NOPERM this user has no permissions to run the 'unlink' command"),
+    (_redis.parse_scan_reply, b"-ERR invalid cursor\r\n", "Redis answered: ERR invalid cursor"),
+    (_redis.parse_integer_reply, b"+OK\r\n", "where an integer was expected"),
+    (_redis.parse_scan_reply, b"*3\r\n", "where a SCAN reply was expected"),
+])
+def test_error_replies_carry_the_server_text(parser, data, fragment):
+    with pytest.raises(ProdreadyError) as err:
+        parser(data)
+    assert fragment in str(err.value)
+
+
+@pytest.mark.parametrize("parser, data", [
+    (_redis.parse_integer_reply, b""), (_redis.parse_integer_reply, b":12"),
+    (_redis.parse_integer_reply, b"-ERR no end"),
+])
+def test_integer_reply_incomplete(parser, data):
+    with pytest.raises(_redis.IncompleteReply):
+        parser(data)
+
+
+@pytest.mark.parametrize("words, expected", [
+    ((b"PING",), b"*1\r\n$4\r\nPING\r\n"),
+    (("SCAN", b"0", "COUNT", 1000), b"*4\r\n$4\r\nSCAN\r\n$1\r\n0\r\n$5\r\nCOUNT\r\n$4\r\n1000\r\n"),
+    ((b"UNLINK", "pr\u00e9f"), b"*2\r\n$6\r\nUNLINK\r\n$5\r\npr\xc3\xa9f\r\n"),
+])
+def test_pack_command(words, expected):
+    assert _redis.pack_command(*words) == expected

