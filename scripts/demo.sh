@@ -3,7 +3,9 @@
 #   1.0.0 first deploy -> 1.1.0 (backup + backward-compatible migration) under steady load
 #   -> 1.2.0 "crash" (rejected before the switch) -> 1.2.1 "errors" (switched back
 #   automatically, its migration downgraded and checked against the pre-deploy schema)
-#   -> a summary with the requests counted through the router during all of it.
+#   -> rollback.yml to 1.0.0 with the database restored from the pre-1.1.0 backup (router in
+#   maintenance: the 503 window measured) -> a summary with the requests counted through the
+#   router during all of it.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -63,17 +65,44 @@ touch .cache/demo/load.json.stop
 wait "$load_pid" || true
 trap - EXIT
 
+say "Roll back to 1.0.0 with the database restored (rollback.yml -e rollback_db=restore)"
+rm -f .cache/demo/rollback-load.json .cache/demo/rollback-load.json.stop
+python scripts/load_loop.py "$router/health" --out .cache/demo/rollback-load.json --max-seconds 600 &
+load_pid=$!
+trap 'touch .cache/demo/rollback-load.json.stop; wait $load_pid 2>/dev/null || true' EXIT
+sleep 1
+if ! ansible-playbook playbooks/rollback.yml -i inventories/local -e rollback_db=restore > .cache/demo/rollback.log 2>&1; then
+  awk '/rollback of .* stopped at/ {on=1} on && (/^$/ || /^(TASK|PLAY)/) {exit} on' .cache/demo/rollback.log \
+    | tr -s ' \n' ' ' | sed 's/^.*Action failed: //; s/ Origin: .*$//' | fold -s -w 110 | sed 's/^ *//; s/^/    /'
+  echo; exit 1
+fi
+grep -E '^ *(- )?"?(sampleapp rolled back|router serves|database:|restore:|sampleapp-)' .cache/demo/rollback.log \
+  | sed 's/^ *- *//; s/"//g' | sort -u | sed 's/^/    /'
+sleep 1
+touch .cache/demo/rollback-load.json.stop
+wait "$load_pid" || true
+trap - EXIT
+printf '    router serves: %s\n' "$(served)"
+
 say "Summary"
 python - <<'PY'
 import json
 s = json.load(open(".cache/demo/load.json"))
 st = json.load(open(".sandbox/apps/sampleapp/state.json"))
-print(f"    live: {st['live_version']} on {st['live_color']}; previous {st['previous_version']} kept warm")
+print(f"    live: {st['live_version']} on {st['live_color']} (rolled back from {st['last_rollback']['from']})")
 print(f"    database revision: {', '.join(st['db_revisions'])}; backup {st['backup_path']}")
 print(f"    requests through haproxy during the deploys: {s['requests']} ({s['ok']} OK)")
 print(f"    failed by the router (connection errors, 502/503/504): {s['router_failures']}")
 print(f"    5xx answered by the 'errors' release during its gate window, before the automatic switch back: {s['app_5xx']}")
 print(f"    versions served: {s['versions']}")
+r = json.load(open(".cache/demo/rollback-load.json"))
+lr = st["last_rollback"]
+print(f"    rollback {lr['from']} -> {lr['to']} with database {lr['db']}: router answered 503 for "
+      f"{lr['unavailable_s']:.2f} s (maintenance while the backup was restored and swapped in)")
+print(f"    requests through haproxy during the rollback: {r['requests']} ({r['ok']} OK, "
+      f"{r['router_failures']} refused by the router in that window)")
+print(f"    rows written after the backup, discarded by the restore: {lr['discarded_rows'] or 'none'}; "
+      f"the replaced database is kept as {lr['replaced_db']}")
 PY
 say "GET /health through haproxy ($router)"
 curl -fsS "$router/health" | python -m json.tool

@@ -254,6 +254,13 @@ def reset(app: str = "sampleapp") -> None:
                         "-d", db, "-v", "ON_ERROR_STOP=1", "-c", sql], env=env, check=True, capture_output=True)
 
     psql("postgres", f"DROP DATABASE IF EXISTS {pg['app_db']} WITH (FORCE)")
+    # Databases a previous demo's restore rollback replaced (kept by pg_backup swap) go too.
+    listed = subprocess.run(["psql", "-X", "-At", "-h", pg["host"], "-p", str(pg["port"]), "-U", "postgres",
+                             "-d", "postgres", "-c", "SELECT datname FROM pg_database WHERE datname ~ "
+                             f"'^{pg['app_db']}_(replaced|restore)_[0-9TZ]+$'"],
+                            env=env, check=True, capture_output=True, text=True).stdout.split()
+    for name in listed:
+        psql("postgres", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     psql("postgres", f"CREATE DATABASE {pg['app_db']} OWNER {pg['app_user']}")
     psql(pg["app_db"], "CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
     subprocess.run(["rm", "-rf", str(Path(info["apps_dir"]) / app)], check=True)
