@@ -143,6 +143,14 @@ def summarize_module(module, data):
             "%s %s -> %s" % (name, json.dumps(change["previous"]), json.dumps(change["current"]))
             for name, change in sorted(flags.items())) or "unchanged")
         return event
+    if module == "preflight_check":
+        counts = data.get("counts") or {}
+        failed = [_pick(check, ("name", "detail")) for check in data.get("failed_checks") or [] if isinstance(check, dict)]
+        event = {"kind": "preflight", "passed": data.get("passed"), "counts": counts, "failed_checks": failed}
+        event["text"] = "preflight %s: %s ok, %s warn, %s fail%s" % (
+            "passed" if data.get("passed") else "FAILED", counts.get("ok", 0), counts.get("warn", 0),
+            counts.get("fail", 0), "".join("; %s: %s" % (c.get("name"), c.get("detail")) for c in failed))
+        return event
     if module == "deploy_lock":
         holder = data.get("holder") or {}
         event = {"kind": "lock", "acquired": data.get("acquired"), "owner": holder.get("owner")}
@@ -209,7 +217,7 @@ def events_from_result(action, task_name, data, status):
         events = _fact_events(data)
     elif module is not None:
         event = summarize_module(module, data) if status not in ("failed", "ignored") or module in (
-            "alembic_migrate", "health_gate", "redis_cache_check") else None
+            "alembic_migrate", "health_gate", "redis_cache_check", "preflight_check") else None
         if event is not None:
             events.append(event)
     if status in ("failed", "ignored"):

@@ -50,6 +50,11 @@ def test_module_name(action, expected):
      'flags A "0" -> "1", B null -> "true"'),
     ("feature_flag", {"previous": {"A": "1"}, "current": {"A": "1"}, "changed_flags": []},
      "flags", {"flags": {}}, "flags unchanged"),
+    ("preflight_check", {"passed": False, "counts": {"ok": 14, "warn": 1, "fail": 1},
+                         "failed_checks": [{"name": "env JWT_SECRET_KEY", "status": "fail", "detail": "still a placeholder"}],
+                         "checks": [], "table": "CHECK ..."},
+     "preflight", {"passed": False, "failed_checks": [{"name": "env JWT_SECRET_KEY", "detail": "still a placeholder"}]},
+     "preflight FAILED: 14 ok, 1 warn, 1 fail; env JWT_SECRET_KEY: still a placeholder"),
     ("deploy_lock", {"acquired": True, "holder": {"owner": "alice", "pid": 1}},
      "lock", {"acquired": True, "owner": "alice"}, "deploy lock taken"),
 ])
@@ -60,7 +65,7 @@ def test_summarize_module_keeps_only_whitelisted_fields(module, data, kind, fiel
     for key, value in fields.items():
         assert event[key] == value
     # Bulky or internal fields never reach the report.
-    for key in ("manifest", "executed_commands", "sql", "first_failure", "diff", "servers_state", "version"):
+    for key in ("manifest", "executed_commands", "sql", "first_failure", "diff", "servers_state", "version", "table", "checks"):
         assert key not in event
 
 
