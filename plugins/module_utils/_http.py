@@ -24,6 +24,7 @@ import json
 import re
 import socket
 import ssl
+import sys
 import threading
 import time
 import traceback
@@ -53,6 +54,7 @@ except ImportError:  # pragma: no cover - depends on the controller's environmen
     REQUESTS_IMPORT_ERROR = traceback.format_exc()
 
 BODY_EXCERPT_CHARS = 200
+SAMPLING_SWITCH_INTERVAL_S = 0.0001
 _SEGMENT = re.compile(r"^(?P<key>[A-Za-z0-9_\-]+)?(?P<idx>(\[\d+\])*)$")
 _MISSING = object()
 
@@ -309,11 +311,21 @@ class _Sampling(object):
                     samples.append(result)
 
         threads = [threading.Thread(target=worker) for dummy in range(max(1, concurrency))]
-        for thread in threads:
-            thread.daemon = True
-            thread.start()
-        for thread in threads:
-            thread.join()
+        # A thread whose response has arrived waits for the interpreter lock up to the
+        # switch interval (5 ms by default) before it can stop its clock: that wait would be
+        # measured as the service's latency. 0.1 ms keeps it small (measured at c=8 on a
+        # static file: p50 21-27 ms -> 4-5 ms, 3x the throughput); restored afterwards.
+        switch_interval = sys.getswitchinterval()
+        if concurrency > 1:
+            sys.setswitchinterval(min(switch_interval, SAMPLING_SWITCH_INTERVAL_S))
+        try:
+            for thread in threads:
+                thread.daemon = True
+                thread.start()
+            for thread in threads:
+                thread.join()
+        finally:
+            sys.setswitchinterval(switch_interval)
         return samples, time.perf_counter() - started
 
 

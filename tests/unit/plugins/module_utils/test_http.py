@@ -152,3 +152,92 @@ def test_aggregate_empty():
 ])
 def test_short_transport_error(text, short):
     assert _http.short_transport_error(text) == short
+
+
+# ------------------------------------------------------------------ lean client helpers
+
+@pytest.mark.parametrize("content_type, expected", [
+    ("application/json", "utf-8"),
+    (None, "utf-8"),
+    ("text/html; charset=ISO-8859-1", "ISO-8859-1"),
+    ('text/plain; Charset="utf-16"', "utf-16"),
+])
+def test_charset_of(content_type, expected):
+    assert _http.charset_of(content_type) == expected
+
+
+@pytest.mark.parametrize("method, status, expected", [
+    ("POST", 303, "GET"), ("PUT", 303, "GET"), ("HEAD", 303, "HEAD"),
+    ("POST", 302, "GET"), ("POST", 301, "GET"), ("PUT", 302, "PUT"),
+    ("POST", 307, "POST"), ("DELETE", 308, "DELETE"), ("GET", 302, "GET"),
+])
+def test_redirect_method_follows_requests_rules(method, status, expected):
+    assert _http.redirect_method(method, status) == expected
+
+
+@pytest.mark.parametrize("url, expected", [
+    ("http://h/health", "/health"), ("http://h", "/"), ("http://h:8/a/b?x=1&y=2", "/a/b?x=1&y=2"),
+    ("http://h/?q", "/?q"),
+])
+def test_request_target(url, expected):
+    assert _http.request_target(_http.urlsplit(url)) == expected
+
+
+@pytest.mark.parametrize("env, url, proxied", [
+    ({}, "http://10.0.0.5/health", False),
+    ({"http_proxy": "http://proxy:3128"}, "http://10.0.0.5/health", True),
+    ({"http_proxy": "http://proxy:3128", "no_proxy": "10.0.0.5"}, "http://10.0.0.5/health", False),
+    ({"https_proxy": "http://proxy:3128"}, "http://10.0.0.5/health", False),
+    ({"https_proxy": "http://proxy:3128"}, "https://app.example.com/health", True),
+])
+def test_environment_proxy_decides_the_prober(monkeypatch, env, url, proxied):
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy",
+                 "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert bool(_http.environment_proxy(url)) is proxied
+    prober = _http.make_prober([url], "GET", {}, 1.0, _http.build_expectations([200]))
+    assert type(prober).__name__ == ("Prober" if proxied else "LeanProber")
+    prober.close()
+
+
+@pytest.mark.parametrize("kwargs, fragment", [
+    (dict(verify="/nonexistent/ca.pem"), "ca_path '/nonexistent/ca.pem' cannot be used as a CA bundle"),
+    (dict(cert="/nonexistent/client.pem"), "client_cert '/nonexistent/client.pem' / client_key None cannot be loaded"),
+    (dict(cert=("/nonexistent/c.pem", "/nonexistent/k.pem")), "client_key '/nonexistent/k.pem' cannot be loaded"),
+])
+def test_tls_files_fail_before_the_first_request(kwargs, fragment):
+    with pytest.raises(ProdreadyError) as err:
+        _http.make_prober(["https://127.0.0.1:9/"], "GET", {}, 1.0, _http.build_expectations([200]), **kwargs)
+    assert fragment in str(err.value)
+
+
+def test_plain_http_needs_no_tls_files():
+    prober = _http.make_prober(["http://127.0.0.1:9/"], "GET", {}, 1.0, _http.build_expectations([200]),
+                               cert="/nonexistent/client.pem")
+    assert type(prober).__name__ == "LeanProber"
+
+
+class _CountingProber(_http._Sampling):
+    """A prober without I/O: probe() records the switch interval it ran under."""
+
+    def __init__(self):
+        self.seen = []
+        self.expectations = _http.build_expectations([200])
+
+    def probe(self, url):
+        import sys
+        self.seen.append(sys.getswitchinterval())
+        return self._sample(url, True, 200, "200", 1.0, None, "", 0.0)
+
+
+@pytest.mark.parametrize("concurrency, during", [(1, None), (4, _http.SAMPLING_SWITCH_INTERVAL_S)])
+def test_sample_shortens_the_switch_interval_only_while_sampling(concurrency, during):
+    import sys
+    before = sys.getswitchinterval()
+    prober = _CountingProber()
+    samples, elapsed = prober.sample(["u"], count=8, concurrency=concurrency)
+    assert len(samples) == 8 and sys.getswitchinterval() == before
+    expected = before if during is None else during
+    assert all(abs(seen - expected) < 1e-9 for seen in prober.seen), prober.seen  # stored as microseconds
