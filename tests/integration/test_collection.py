@@ -9,7 +9,7 @@ import pytest
 from helpers import ROOT, ansible_env
 
 MODULES = ["alembic_migrate", "deploy_lock", "deploy_state", "feature_flag", "health_gate", "pg_backup",
-           "redis_cache_check", "router_switch"]
+           "preflight_check", "redis_cache_check", "router_switch"]
 
 
 def run(argv, **kw):
@@ -51,11 +51,12 @@ def test_ansible_doc_lists_every_module_with_docs():
         assert doc["doc"]["short_description"] and doc["examples"] and doc["return"]
 
 
-def test_runtime_action_group_lists_the_five_modules():
+def test_runtime_action_group_lists_every_module():
     import yaml
 
     runtime = yaml.safe_load((ROOT / "meta/runtime.yml").read_text())
     assert sorted(runtime["action_groups"]["deploy"]) == MODULES
+    assert MODULES == sorted(p.stem for p in (ROOT / "plugins" / "modules").glob("*.py") if p.stem != "__init__")
 
 
 @pytest.mark.xdist_group("demo_slot")
