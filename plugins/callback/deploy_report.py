@@ -268,8 +268,8 @@ def build_report(run, host_events, host_stats):
 
 def render_summary(report, max_lines=12):
     """Short human summary: one block per host, what happened and why it stopped."""
-    lines = ["DEPLOY REPORT: %s (%s)%s" % (report.get("outcome", "?").upper(), ", ".join(report.get("playbooks") or []),
-                                          " -- CHECK MODE, what would have been done" if report.get("check_mode") else "")]
+    check = " -- CHECK MODE, what would have been done" if report.get("check_mode") else ""
+    lines = ["DEPLOY REPORT: %s (%s)%s" % (report.get("outcome", "?").upper(), ", ".join(report.get("playbooks") or []), check)]
     for host, entry in sorted(report.get("hosts", {}).items()):
         lines.append("%s: %s" % (host, entry["outcome"].upper()))
         notable = [e for e in entry["events"] if e.get("kind") != "failure"]
