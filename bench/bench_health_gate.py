@@ -97,7 +97,7 @@ def main():
     parser.add_argument("--concurrency", type=int, default=8)
     opts = parser.parse_args()
     url = sandbox_script.load()["services"]["nginx"]["static_url"]
-    print("url %s, %d requests, %s CPUs" % (url, opts.requests, os.cpu_count()))
+    print("url %s, %d requests, %s CPUs, load average %.1f" % (url, opts.requests, os.cpu_count(), os.getloadavg()[0]))
 
     ours(url, 200, opts.concurrency)  # warm up connections and imports
     rows = {}
@@ -123,6 +123,7 @@ def main():
         server.stdin.close()
         server.wait(timeout=30)
 
+    print("load average at the end %.1f" % os.getloadavg()[0])
     print("")
     for case in (opts.concurrency, 1, "slow"):
         mine = rows[("ours", case)]
