@@ -234,8 +234,8 @@ def main():
           % (best("redis-cli") / ours, opts.rounds))
     if results["raw"]:
         print("ratio redis-cli / raw (no scripting):          %.2fx" % (best("redis-cli") / best("raw")))
-        print("redis CPU per run, raw / ours:                 %.2fx" % (min(x["cpu"] for x in results["raw"]) /
-                                                                       min(x["cpu"] for x in results["ours"])))
+        cpu_ratio = min(x["cpu"] for x in results["raw"]) / min(x["cpu"] for x in results["ours"])
+        print("redis CPU per run, raw / ours:                 %.2fx" % cpu_ratio)
         print("longest PING during raw: %.1f ms" % max(x["stall_ms"] for x in results["raw"]))
     if opts.extra:
         print("ratio redis-cli / ours-pipe (redis-py parser): %.2fx" % (best("redis-cli") / best("ours-pipe")))
