@@ -18,6 +18,10 @@ Started by a fixture on 127.0.0.1 port 0 (threaded, HTTP/1.1 keep-alive). Endpoi
 - ``/auth``                  200 with header "Authorization: Bearer s3cret-token", else 401
 - ``/redirect``              302 to /fast
 - ``/inflight/<ms>``         sleeps <ms>; the server records the most requests in flight at once
+- ``/close``                 200 with ``Connection: close``, then closes the connection
+- ``/drop``                  200 as if keep-alive, then closes the connection anyway (as a
+                             server's idle timeout does between two requests)
+``state.connections`` counts the TCP connections accepted.
 Any method is accepted; HEAD gets headers only.
 """
 
@@ -38,6 +42,7 @@ class _State(object):
         self.first_seen = {}
         self.inflight = 0
         self.max_inflight = 0
+        self.connections = 0
 
     def count(self, key):
         with self.lock:
@@ -58,6 +63,11 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, *args):  # keep test output quiet
         pass
+
+    def setup(self):
+        BaseHTTPRequestHandler.setup(self)
+        with self.state.lock:
+            self.state.connections += 1
 
     def _send(self, status, body, content_type="application/json", headers=None):
         data = body if isinstance(body, bytes) else (
@@ -134,6 +144,13 @@ class Handler(BaseHTTPRequestHandler):
             if self.headers.get("Authorization") == "Bearer " + TOKEN:
                 return self._send(200, GOOD)
             return self._send(401, {"error": "unauthorized"})
+        if name == "close":
+            self.close_connection = True
+            return self._send(200, GOOD, headers={"Connection": "close"})
+        if name == "drop":
+            self._send(200, GOOD)
+            self.close_connection = True
+            return None
         if name == "redirect":
             return self._send(302, "", "text/plain", {"Location": "/fast"})
         return self._send(404, {"error": "no such endpoint %s" % self.path})

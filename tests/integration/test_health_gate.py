@@ -263,6 +263,23 @@ def test_concurrency_sends_requests_in_parallel(server):
     assert server.state.max_inflight == 8
 
 
+def test_each_thread_keeps_one_connection(server):
+    before = server.state.connections
+    result = gate(url=server.url("/fast"), requests=40, concurrency=4)
+    assert result["passed"] is True and result["samples"] == 40
+    assert server.state.connections - before == 4
+
+
+@pytest.mark.parametrize("path", ["/close", "/drop"])
+def test_connections_closed_by_the_server_are_reopened_not_errors(server, path):
+    # /close says "Connection: close"; /drop closes without saying so, as an idle timeout
+    # does: the next request on that socket fails and is sent again on a new connection.
+    before = server.state.connections
+    result = gate(url=server.url(path), requests=6, concurrency=1)
+    assert result["passed"] is True and result["errors"] == 0 and result["samples"] == 6
+    assert server.state.connections - before == 6
+
+
 # ------------------------------------------------------------------ TLS
 
 def test_tls_options(tls_server):
