@@ -53,8 +53,8 @@ def host_vars(sandbox, app, app_root, dist, db, ports, prefix, app_python, **ove
         "blue_green_database_url": url,
         "blue_green_shared_env": {"DATABASE_URL": url, "REDIS_URL": demo_app.redis_url(sandbox, REDIS_DB),
                                   "CACHE_PREFIX": prefix, "DEBUG": "false"},
-        "blue_green_gate_idle": {"requests": 10, "concurrency": 2, "max_error_rate": 0.0, "max_latency_ms": {"p95": 2000}},
-        "blue_green_gate_live": {"requests": 20, "concurrency": 2, "max_error_rate": 0.01, "max_latency_ms": {"p95": 2000}},
+        "blue_green_gate_idle": {"requests": 10, "concurrency": 2, "max_error_rate": 0.0, "max_latency_ms": {"p95": 10000}},
+        "blue_green_gate_live": {"requests": 20, "concurrency": 2, "max_error_rate": 0.01, "max_latency_ms": {"p95": 10000}},
         "blue_green_start_timeout": 30,
         "blue_green_release_venv": str(Path(app_python).parent.parent),
     }
