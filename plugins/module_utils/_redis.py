@@ -186,6 +186,15 @@ def selected_db(client):
     return int(client.connection_pool.connection_kwargs.get("db", 0) or 0)
 
 
+def _no_retry():
+    """redis-py 6+ retries a failed command 3 times with backoff, a wrong password included
+    (AuthenticationError is a ConnectionError): seconds lost before a clear failure, and a
+    write sent twice. A task fails at once with the cause; Ansible's retries are the user's."""
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+    return Retry(NoBackoff(), 0)
+
+
 def connect(module_params, ping=True):
     """Return a ``redis.Redis`` for the shared connection options in ``module_params``.
 
@@ -202,7 +211,7 @@ def connect(module_params, ping=True):
         if module_params.get("url"):
             timeout = module_params.get("connect_timeout") or 5.0
             kwargs = dict(socket_connect_timeout=timeout, socket_timeout=timeout,
-                          decode_responses=True)
+                          decode_responses=True, retry=_no_retry())
             if module_params.get("login_user"):
                 kwargs["username"] = module_params["login_user"]
             if module_params.get("login_password"):
@@ -217,7 +226,7 @@ def connect(module_params, ping=True):
                 pool.connection_kwargs["db"] = module_params["db"]
             client = redis.Redis(connection_pool=pool)
         else:
-            client = redis.Redis(decode_responses=True, **_connection_kwargs(module_params))
+            client = redis.Redis(decode_responses=True, retry=_no_retry(), **_connection_kwargs(module_params))
         if ping:
             client.ping()
     except ProdreadyError:
