@@ -28,7 +28,7 @@ def test_build_excludes_local_state_and_installs(tmp_path):
         manifest = json.load(tar.extractfile("MANIFEST.json"))
     assert manifest["collection_info"]["namespace"] == "prodready"
     assert manifest["collection_info"]["name"] == "deploy"
-    forbidden = {".venv", ".sandbox", ".cache", ".build", ".ansible", ".bench-tmp", "dist"}
+    forbidden = {".venv", ".sandbox", ".cache", ".build", ".ansible", ".bench-tmp", ".reports", "dist"}
     leaked = [n for n in names if n.split("/")[0] in forbidden or "__pycache__" in n
               or n.startswith(("tests/output", "examples/app/dist"))]
     assert leaked == []
