@@ -73,4 +73,5 @@ def retire_test_slot_app(sandbox, app, root, backend=None):
         (demo_app.Path(sup["programs_dir"]) / f"{app}-{color}.conf").unlink(missing_ok=True)
         backend = backend or sandbox["services"]["haproxy"]["test_backend"]
         demo_app.haproxy_cmd(sandbox, f"set server {backend}/{color} state maint")
-    subprocess.run(ctl + ["update"], capture_output=True, check=False)
+    # Only this app's programs: a bare `update` would also act on other tests' new programs.
+    subprocess.run(ctl + ["update", f"{app}-blue", f"{app}-green"], capture_output=True, check=False)
