@@ -18,11 +18,16 @@ def superuser_conn(sandbox, db="postgres"):
 def free_port():
     """A free TCP port below 32768 (above is the kernel's ephemeral range).
 
-    Each pytest-xdist worker searches its own range (gw0: 29100-29299, gw1: 29300-29499...),
-    so two workers never race for the same port.
+    Each pytest process of `make test` (PRODREADY_TEST_SHARD=0, 1) and each pytest-xdist
+    worker (gw0, gw1...) searches its own range (29100-29299, 29300-29499...), so two
+    processes never race for the same port.
     """
+    shard = os.environ.get("PRODREADY_TEST_SHARD", "")
     worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
-    index = int(worker[2:]) if worker[2:].isdigit() else 0
+    if shard.isdigit():
+        index = int(shard)
+    else:
+        index = int(worker[2:]) if worker[2:].isdigit() else 0
     start = 29100 + 200 * (index % 4)
     for port in range(start, start + 200):
         with socket.socket() as s:
