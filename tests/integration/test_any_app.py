@@ -2,13 +2,10 @@
 
 The app here is a few lines of plain WSGI (standard library server) with its own Alembic
 folder and a `/healthz` path whose JSON carries the version under `build.version`: nothing
-like the sample app. It runs on the sandbox's test slot after the blue_green scenario
-(same xdist group, so never at the same time).
+like the sample app. It runs behind the sandbox's haproxy slot s9.
 """
 
-import io
 import json
-import tarfile
 
 import pytest
 import requests
@@ -17,88 +14,9 @@ import yaml
 import demo_app
 from apptools import create_app_db, drop_db, retire_test_slot_app, superuser_conn
 from helpers import ROOT, run_playbook
+from wsgi_app import artifact
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("blue_green")]
-
-APP_PY = '''\
-import json, os, sys
-from wsgiref.simple_server import make_server, WSGIRequestHandler
-
-VERSION = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "VERSION")).read().strip()
-
-
-class Quiet(WSGIRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
-def app(environ, start_response):
-    if environ["PATH_INFO"] == "/health":  # what the router's own health check requests
-        start_response("200 OK", [("Content-Type", "text/plain")])
-        return [b"ok"]
-    if environ["PATH_INFO"] == "/healthz":
-        body = json.dumps({"ok": True, "build": {"version": VERSION}}).encode()
-        start_response("200 OK", [("Content-Type", "application/json")])
-        return [body]
-    start_response("404 Not Found", [("Content-Type", "text/plain")])
-    return [b"not found"]
-
-
-make_server("127.0.0.1", int(sys.argv[1]), app, handler_class=Quiet).serve_forever()
-'''
-
-ENV_PY = '''\
-import os
-from alembic import context
-from sqlalchemy import create_engine, pool
-
-url = context.config.get_main_option("sqlalchemy.url") or os.environ["NOTES_DB"]
-if context.is_offline_mode():
-    context.configure(url=url, literal_binds=True)
-    with context.begin_transaction():
-        context.run_migrations()
-else:
-    with create_engine(url, poolclass=pool.NullPool).connect() as connection:
-        context.configure(connection=connection, transaction_per_migration=True)
-        with context.begin_transaction():
-            context.run_migrations()
-'''
-
-REVISION = '''\
-import sqlalchemy as sa
-from alembic import op
-
-revision = "n1"
-down_revision = None
-branch_labels = None
-depends_on = None
-
-
-def upgrade():
-    op.create_table("notes", sa.Column("id", sa.Integer, primary_key=True), sa.Column("body", sa.Text))
-
-
-def downgrade():
-    op.drop_table("notes")
-'''
-
-
-def artifact(path, version):
-    files = {
-        "app.py": APP_PY,
-        "VERSION": version + "\n",
-        "requirements.txt": "alembic==1.20.1\nSQLAlchemy==2.1.9\npsycopg2-binary==2.9.13\n",
-        "db/alembic.ini": "[alembic]\nscript_location = db/migrations\nsqlalchemy.url =\n",
-        "db/migrations/env.py": ENV_PY,
-        "db/migrations/script.py.mako": "",
-        "db/migrations/versions/n1_notes.py": REVISION,
-    }
-    with tarfile.open(path, "w:gz") as tar:
-        for name, text in files.items():
-            data = text.encode()
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
+pytestmark = [pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
@@ -109,6 +27,7 @@ def notes_app(sandbox, tmp_path_factory):
     demo_app.ensure_wheels()
     artifact(base / "notes-2.0.tar.gz", "2.0")
     haproxy = sandbox["services"]["haproxy"]
+    slot = haproxy["slots"]["s9"]
     sup = sandbox["services"]["supervisor"]
     db_url = "postgresql+psycopg2://%s:%s@%s:%s/%s" % (
         pg["app_user"], sandbox["secrets"]["app_db_password"], pg["host"], pg["port"], name)
@@ -121,15 +40,15 @@ def notes_app(sandbox, tmp_path_factory):
         "blue_green_pip_extra_args": f"--no-index --find-links {ROOT}/.cache/wheels",
         "blue_green_start_command": "{{ blue_green_venv }}/bin/python {{ blue_green_release_dir }}/app.py {{ blue_green_port }}",
         "blue_green_process_env": {"NOTES_MODE": "production"},
-        "blue_green_colors": {"blue": {"port": haproxy["test_servers"]["blue"]},
-                              "green": {"port": haproxy["test_servers"]["green"]}},
+        "blue_green_colors": {"blue": {"port": slot["servers"]["blue"]},
+                              "green": {"port": slot["servers"]["green"]}},
         "blue_green_process_manager": "supervisor",
         "blue_green_supervisor_conf_dir": sup["programs_dir"],
         "blue_green_supervisorctl": str(ROOT / ".venv/bin/supervisorctl"),
         "blue_green_supervisor_config": sup["config"],
         "blue_green_haproxy_admin_socket": haproxy["admin_socket"],
-        "blue_green_haproxy_backend": haproxy["test_backend"],
-        "blue_green_router_url": f"http://127.0.0.1:{haproxy['test_port']}",
+        "blue_green_haproxy_backend": slot["backend"],
+        "blue_green_router_url": f"http://127.0.0.1:{slot['port']}",
         # The router checks /health (its own configuration); the gates use the app's path.
         "blue_green_health_path": "/healthz",
         "blue_green_ready_path": "",
@@ -144,8 +63,8 @@ def notes_app(sandbox, tmp_path_factory):
     }
     inventory = base / "hosts.yml"
     inventory.write_text(yaml.safe_dump({"all": {"hosts": {"notes1": host_vars}}}))
-    yield {"inventory": inventory, "db": name, "root": base / "srv" / "notes"}
-    retire_test_slot_app(sandbox, "notes", ROOT)
+    yield {"inventory": inventory, "db": name, "root": base / "srv" / "notes", "slot": slot}
+    retire_test_slot_app(sandbox, "notes", ROOT, backend=slot["backend"])
     drop_db(sandbox, name)
 
 
@@ -156,7 +75,7 @@ def test_a_plain_wsgi_app_with_its_own_alembic_tree_deploys_by_variables(sandbox
     assert proc.returncode == 0, output[-4000:]
     assert "notes 2.0 is live on notes1" in output
     live = json.loads((notes_app["root"] / "state.json").read_text())["live_color"]
-    port = sandbox["services"]["haproxy"]["test_servers"][live]
+    port = notes_app["slot"]["servers"][live]
     assert requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).json()["build"]["version"] == "2.0"
     conn = superuser_conn(sandbox, notes_app["db"])
     with conn.cursor() as cur:
