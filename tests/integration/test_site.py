@@ -36,7 +36,7 @@ def site(sandbox, tmp_path_factory):
     build = subprocess.run([galaxy, "collection", "build", "--force", "--output-path", str(base / "dist"), str(ROOT)],
                            capture_output=True, text=True, env=env, check=False)
     assert build.returncode == 0, build.stdout + build.stderr
-    tarball = next((base / "dist").glob("prodready-deploy-*.tar.gz"))
+    tarball = sorted((base / "dist").glob("prodready-deploy-*.tar.gz"))[-1]
     install = subprocess.run([galaxy, "collection", "install", "--force", "-p", str(site_dir / "collections"), str(tarball)],
                              capture_output=True, text=True, env=env, check=False)
     assert install.returncode == 0, install.stdout + install.stderr
