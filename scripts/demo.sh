@@ -71,7 +71,21 @@ python scripts/load_loop.py "$router/health" --out .cache/demo/rollback-load.jso
 load_pid=$!
 trap 'touch .cache/demo/rollback-load.json.stop; wait $load_pid 2>/dev/null || true' EXIT
 sleep 1
-if ! ansible-playbook playbooks/rollback.yml -i inventories/local -e rollback_db=restore > .cache/demo/rollback.log 2>&1; then
+# The demo database has pg_stat_statements, which only a superuser can create: the restore
+# logs in as the sandbox superuser (password read from secrets.json by the inventory, never
+# on a command line). The restored database keeps the app role as its owner.
+cat > .cache/demo/rollback-vars.yml <<'YML'
+rollback_db: restore
+# A release started on this shared, loaded machine may take longer than the deploys' 20 s.
+rollback_start_timeout: 90
+rollback_database:
+  db: "{{ sandbox.services.postgres.app_db }}"
+  login_host: "{{ sandbox.services.postgres.host }}"
+  login_port: "{{ sandbox.services.postgres.port }}"
+  login_user: "{{ sandbox.services.postgres.superuser }}"
+  login_password: "{{ sandbox_secrets.postgres_superuser_password }}"
+YML
+if ! ansible-playbook playbooks/rollback.yml -i inventories/local -e @.cache/demo/rollback-vars.yml > .cache/demo/rollback.log 2>&1; then
   awk '/rollback of .* stopped at/ {on=1} on && (/^$/ || /^(TASK|PLAY)/) {exit} on' .cache/demo/rollback.log \
     | tr -s ' \n' ' ' | sed 's/^.*Action failed: //; s/ Origin: .*$//' | fold -s -w 110 | sed 's/^ *//; s/^/    /'
   echo; exit 1
