@@ -55,7 +55,7 @@ def host_vars(sandbox, app, app_root, dist, db, ports, prefix, app_python, **ove
                                   "CACHE_PREFIX": prefix, "DEBUG": "false"},
         "blue_green_gate_idle": {"requests": 10, "concurrency": 2, "max_error_rate": 0.0, "max_latency_ms": {"p95": 10000}},
         "blue_green_gate_live": {"requests": 20, "concurrency": 2, "max_error_rate": 0.01, "max_latency_ms": {"p95": 10000}},
-        "blue_green_start_timeout": 30,
+        "blue_green_start_timeout": 120,
         "blue_green_release_venv": str(Path(app_python).parent.parent),
     }
     hv.update(overrides)
