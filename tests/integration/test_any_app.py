@@ -58,7 +58,7 @@ def notes_app(sandbox, tmp_path_factory):
                                 "login_password": sandbox["secrets"]["app_db_password"]},
         "blue_green_database_url": db_url,
         "blue_green_alembic": [{"config": "db/alembic.ini"}],
-        "blue_green_start_timeout": 20,
+        "blue_green_start_timeout": 90,
         "blue_green_gate_live": {"requests": 20, "concurrency": 2, "max_error_rate": 0.0},
     }
     inventory = base / "hosts.yml"

@@ -42,7 +42,7 @@ def host_vars(sandbox, base, host, slot_name):
         "blue_green_database": {},
         "blue_green_alembic": [],
         "blue_green_backup": False,
-        "blue_green_start_timeout": 15,
+        "blue_green_start_timeout": 60,
         "blue_green_gate_live": {"requests": 10, "concurrency": 2, "max_error_rate": 0.0},
     }
 

@@ -70,7 +70,7 @@ def write_sandbox_inventories(sandbox, site_dir):
         "blue_green_database": {},
         "blue_green_alembic": [],
         "blue_green_backup": False,
-        "blue_green_start_timeout": 15,
+        "blue_green_start_timeout": 60,
         "blue_green_gate_live": {"requests": 10, "concurrency": 2, "max_error_rate": 0.0},
     }))
     (site_dir / "dist").mkdir()
