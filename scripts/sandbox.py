@@ -481,6 +481,9 @@ defaults
     timeout connect 2s
     timeout client 30s
     timeout server 30s
+    # A health check may take this long on a loaded machine before it counts as failed
+    # (the default is `inter`): checks that flap under load look like failed releases.
+    timeout check 3s
     timeout http-keep-alive 10s
     option redispatch
     retries 2
@@ -492,7 +495,7 @@ frontend fe_app
 backend be_app
     option httpchk GET /health
     http-check expect status 200
-    default-server inter 500ms fall 2 rise 1
+    default-server inter 1s fall 3 rise 1
     server blue 127.0.0.1:{p['blue']} check disabled
     server green 127.0.0.1:{p['green']} check disabled
 
@@ -503,7 +506,7 @@ frontend fe_test
 backend be_test
     option httpchk GET /health
     http-check expect status 200
-    default-server inter 500ms fall 2 rise 1
+    default-server inter 1s fall 3 rise 1
     server blue 127.0.0.1:{p['test_blue']} check disabled
     server green 127.0.0.1:{p['test_green']} check disabled
 
@@ -557,7 +560,7 @@ listen stats
 backend be_s{i}
     option httpchk GET /health
     http-check expect status 200
-    default-server inter 500ms fall 2 rise 1
+    default-server inter 1s fall 3 rise 1
     server blue 127.0.0.1:{p[f's{i}_blue']} check disabled
     server green 127.0.0.1:{p[f's{i}_green']} check disabled
 """)
