@@ -339,7 +339,7 @@ EXAMPLES = r"""
       APP_ENV: production
       LOG_LEVEL: INFO
     env_forbidden:
-      DEBUG: [true, 1, yes, on]
+      DEBUG: ["true", "1", "yes", "on"]
     secret_files: [/srv/app/shared/.env, /srv/app/database_config.json]
     postgres:
       db: app
