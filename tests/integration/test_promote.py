@@ -110,7 +110,7 @@ def test_a_staging_failure_never_reaches_production(site):
         build(site, host, "1.2", marker=CRASH_AT_START)
     rc, out = run_promote(site, "1.2")
     assert rc != 0
-    assert "did not stay up" in out or "did not answer" in out, out[-3000:]
+    assert "stopped in phase start" in out and "spawn error" in out, out[-3000:]
     assert "Deploy to production" not in out
     assert served(site, "stage1") == "1.1"
     assert served(site, "prod1") == "1.0"
