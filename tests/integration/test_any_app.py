@@ -29,6 +29,16 @@ def notes_app(sandbox, tmp_path_factory):
     haproxy = sandbox["services"]["haproxy"]
     slot = haproxy["slots"]["s9"]
     sup = sandbox["services"]["supervisor"]
+    # Hooks: task files of the site's own, run before/after chosen phases (e.g. to notify).
+    hooks = {}
+    for when in ("before", "after"):
+        (base / f"{when}.yml").write_text(yaml.safe_dump([{
+            "name": f"Record {when} the phase (test hook)",
+            "ansible.builtin.lineinfile": {"path": str(base / "hooks.log"), "create": True, "mode": "0600",
+                                           "line": when + " {{ blue_green_phase }} {{ blue_green_version }}"},
+        }]))
+    for hook in ("before_migrate", "after_migrate", "after_switch", "after_finalize"):
+        hooks[hook] = str(base / (hook.split("_")[0] + ".yml"))
     db_url = "postgresql+psycopg2://%s:%s@%s:%s/%s" % (
         pg["app_user"], sandbox["secrets"]["app_db_password"], pg["host"], pg["port"], name)
     host_vars = {
@@ -60,10 +70,12 @@ def notes_app(sandbox, tmp_path_factory):
         "blue_green_alembic": [{"config": "db/alembic.ini"}],
         "blue_green_start_timeout": 90,
         "blue_green_gate_live": {"requests": 20, "concurrency": 2, "max_error_rate": 0.0},
+        "blue_green_hooks": hooks,
     }
     inventory = base / "hosts.yml"
     inventory.write_text(yaml.safe_dump({"all": {"hosts": {"notes1": host_vars}}}))
-    yield {"inventory": inventory, "db": name, "root": base / "srv" / "notes", "slot": slot}
+    yield {"inventory": inventory, "db": name, "root": base / "srv" / "notes", "slot": slot,
+           "hooks_log": base / "hooks.log"}
     retire_test_slot_app(sandbox, "notes", ROOT, backend=slot["backend"])
     drop_db(sandbox, name)
 
@@ -84,3 +96,6 @@ def test_a_plain_wsgi_app_with_its_own_alembic_tree_deploys_by_variables(sandbox
         cur.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'notes'")
         assert cur.fetchone()[0] == 1
     conn.close()
+    # The hooks ran at their phases, in the order of the phases.
+    assert notes_app["hooks_log"].read_text().splitlines() == [
+        "before migrate 2.0", "after migrate 2.0", "after switch 2.0", "after finalize 2.0"]
