@@ -16,6 +16,7 @@ from wsgi_app import CRASH_AT_START, artifact
 
 pytestmark = [pytest.mark.slow]
 
+
 def host_vars(sandbox, base, host, slot_name):
     haproxy = sandbox["services"]["haproxy"]
     slot = haproxy["slots"][slot_name]

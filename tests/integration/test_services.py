@@ -19,6 +19,8 @@ from wsgi_app import CRASH_AT_START, artifact
 pytestmark = [pytest.mark.slow]
 
 SERVICES = {"backend": "s14", "frontend": "s15"}
+
+
 @pytest.fixture(scope="module")
 def app(sandbox, tmp_path_factory):
     base = tmp_path_factory.mktemp("services")
