@@ -14,11 +14,10 @@ import time
 
 import pytest
 import redis
-import requests
 
 import demo_app
 from apptools import create_app_db, drop_db, free_port, retire_test_slot_app, superuser_conn
-from bluegreen_tools import (REDIS_DB, LoadLoop, db_revision, deploy, host_vars, read_state, recap, served_version,
+from bluegreen_tools import (REDIS_DB, LoadLoop, db_revision, deploy, host_vars, recap, served_version,
                              write_inventory)
 from helpers import ROOT
 

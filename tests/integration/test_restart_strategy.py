@@ -215,7 +215,7 @@ def test_upgrade_drains_positions_then_stops_then_awaits_recovery(rs):
         refused = requests.post(rs["router"] + "/api/purchase-orders", timeout=5, json={
             "buyer_company_id": 1, "seller_company_id": 2, "product_id": 1})
         assert refused.status_code == 503  # no new work while draining
-        old_pid = [pid for pid in watcher.pids()]
+        old_pid = list(watcher.pids())
         # Hold 3 open positions for 3 s: the old release keeps serving, in maintenance mode.
         hold_until = time.monotonic() + 3
         while time.monotonic() < hold_until:
