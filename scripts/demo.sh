@@ -90,8 +90,9 @@ if ! ansible-playbook playbooks/rollback.yml -i inventories/local -e @.cache/dem
     | tr -s ' \n' ' ' | sed 's/^.*Action failed: //; s/ Origin: .*$//' | fold -s -w 110 | sed 's/^ *//; s/^/    /'
   echo; exit 1
 fi
-grep -E '^ *(- )?"?(sampleapp rolled back|router serves|database:|restore:|sampleapp-)' .cache/demo/rollback.log \
-  | sed 's/^ *- *//; s/"//g' | sort -u | sed 's/^/    /'
+# The summary lines of the rollback (the yaml callback may quote them with ' or ").
+grep -E "^ *(- )?[\"']?(sampleapp rolled back|router serves|database:|restore:|sampleapp-)" .cache/demo/rollback.log \
+  | sed "s/^ *- *//; s/[\"']//g" | sort -u | sed 's/^/    /' || true
 sleep 1
 touch .cache/demo/rollback-load.json.stop
 wait "$load_pid" || true

@@ -1,6 +1,7 @@
 """The collection builds, installs, documents its modules, and the demo runs twice."""
 
 import json
+import re
 import subprocess
 import tarfile
 
@@ -61,7 +62,7 @@ def test_runtime_action_group_lists_every_module():
 
 @pytest.mark.xdist_group("demo_slot")
 def test_demo_runs_twice_and_tells_the_deploy_story(sandbox):
-    """`make demo` (scripts/demo.sh): 1.0.0, 1.1.0 under load, crash rejected, errors reverted."""
+    """`make demo` (scripts/demo.sh): 1.0.0, 1.1.0 under load, crash rejected, errors reverted, restore rollback."""
     for run_number in (1, 2):
         proc = subprocess.run(["bash", str(ROOT / "scripts/demo.sh")], capture_output=True,
                               text=True, check=False, cwd=str(ROOT), timeout=1200)
@@ -71,10 +72,16 @@ def test_demo_runs_twice_and_tells_the_deploy_story(sandbox):
         assert "router still serves: 1.1.0" in out
         assert "stopped in phase start" in out and "stopped in phase gate_live" in out
         assert "switched back to green (1.1.0)" in out
-        assert "GET /health through haproxy" in out and '"version": "1.1.0"' in out
         summary = json.loads((ROOT / ".cache/demo/load.json").read_text())
         assert summary["requests"] > 100 and summary["versions"].get("1.1.0", 0) > 0
         # Connection errors never happen; what the router answered besides 200 is counted
         # and printed (the bad release's gate window), never hidden.
         assert summary["errors"] == {}
         assert f"failed by the router (connection errors, 502/503/504): {summary['router_failures']}" in out
+        # The story ends with a restore rollback to 1.0.0: its 503 window measured and printed.
+        assert "live: 1.0.0 on" in out and "(rolled back from 1.1.0)" in out
+        assert "GET /health through haproxy" in out and '"version": "1.0.0"' in out
+        rollback = json.loads((ROOT / ".cache/demo/rollback-load.json").read_text())
+        assert rollback["errors"] == {} and rollback["versions"].get("1.0.0", 0) > 0
+        assert f"{rollback['router_failures']} refused by the router in that window" in out
+        assert re.search(r"rollback 1\.1\.0 -> 1\.0\.0 with database restore: router answered 503 for \d+\.\d\d s", out)
