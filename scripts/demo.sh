@@ -27,7 +27,8 @@ served() { curl -fsS "$router/health" | python -c 'import json,sys; print(json.l
 
 say "Sandbox: PostgreSQL, Redis, haproxy, nginx, supervisord (scripts/sandbox up)"
 scripts/sandbox up | grep -E 'up in|already|listening|haproxy|postgres  '
-router="http://127.0.0.1:$(python -c 'import json;print(json.load(open(".sandbox/sandbox.json"))["services"]["haproxy"]["port"])')"
+export SANDBOX_DIR="${PRODREADY_SANDBOX_DIR:-$ROOT/.sandbox}"
+router="http://127.0.0.1:$(python -c 'import json,os;print(json.load(open(os.environ["SANDBOX_DIR"] + "/sandbox.json"))["services"]["haproxy"]["port"])')"
 
 say "Reset the demo slot (colors stopped, database recreated) and build the releases"
 python scripts/demo_app.py reset
@@ -103,7 +104,8 @@ say "Summary"
 python - <<'PY'
 import json
 s = json.load(open(".cache/demo/load.json"))
-st = json.load(open(".sandbox/apps/sampleapp/state.json"))
+import os
+st = json.load(open(os.environ["SANDBOX_DIR"] + "/apps/sampleapp/state.json"))
 print(f"    live: {st['live_version']} on {st['live_color']} (rolled back from {st['last_rollback']['from']})")
 print(f"    database revision: {', '.join(st['db_revisions'])}; backup {st['backup_path']}")
 print(f"    requests through haproxy during the deploys: {s['requests']} ({s['ok']} OK)")
@@ -121,4 +123,4 @@ print(f"    rows written after the backup, discarded by the restore: {lr['discar
 PY
 say "GET /health through haproxy ($router)"
 curl -fsS "$router/health" | python -m json.tool
-printf '\nAudit trail: .sandbox/apps/sampleapp/audit.log   Playbook logs: .cache/demo/\n'
+printf '\nAudit trail: %s/apps/sampleapp/audit.log   Playbook logs: .cache/demo/\n' "$SANDBOX_DIR"

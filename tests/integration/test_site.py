@@ -56,7 +56,7 @@ def write_sandbox_inventories(sandbox, site_dir):
     haproxy = sandbox["services"]["haproxy"]
     sup = sandbox["services"]["supervisor"]
     # The site's app is a gunicorn shop; here the plain WSGI app stands in for it.
-    (site_dir / "group_vars" / "app.yml").write_text(yaml.safe_dump({
+    app_vars = yaml.safe_dump({
         "blue_green_artifact_src": str(site_dir / "dist") + "/notes-{{ blue_green_version }}.tar.gz",
         "blue_green_requirements_file": "",
         "blue_green_start_command": "{{ blue_green_venv }}/bin/python {{ blue_green_release_dir }}/app.py {{ blue_green_port }}",
@@ -72,7 +72,7 @@ def write_sandbox_inventories(sandbox, site_dir):
         "blue_green_backup": False,
         "blue_green_start_timeout": 60,
         "blue_green_gate_live": {"requests": 10, "concurrency": 2, "max_error_rate": 0.0},
-    }))
+    })
     (site_dir / "dist").mkdir()
     artifact(site_dir / "dist" / "notes-1.0.tar.gz", "1.0", requirements="")
     for env_name, slot_name in SLOTS.items():
@@ -80,6 +80,7 @@ def write_sandbox_inventories(sandbox, site_dir):
         host = f"sbx-{env_name}-app1"
         inv = site_dir / "inventories" / f"sbx-{env_name}"
         (inv / "group_vars").mkdir(parents=True)
+        (inv / "group_vars" / "app.yml").write_text(app_vars)
         (inv / "hosts.yml").write_text(yaml.safe_dump({"all": {"children": {
             "app": {"hosts": {host: None}},
             env_name: {"hosts": {host: None}},
