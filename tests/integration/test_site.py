@@ -127,6 +127,8 @@ def test_promote_over_two_inventories_from_the_site(site, sandbox):
         assert state["live_version"] == "1.0"
     # Each deploy play ran on its own environment only.
     plays = {chunk.split("]", 1)[0]: chunk for chunk in out.split("PLAY [")[1:]}
-    assert "sbx-staging-app1" in plays["Deploy to staging"] and "sbx-prod-app1" not in plays["Deploy to staging"]
-    assert "sbx-prod-app1" in plays["Deploy to production with the artifact staging runs"]
-    assert "sbx-staging-app1" not in plays["Deploy to production with the artifact staging runs"]
+    # (a task result line names its host in brackets: "ok: [host]")
+    prod_play = plays["Deploy to production with the artifact staging runs"]
+    assert "[sbx-staging-app1]" in plays["Deploy to staging"] and "[sbx-prod-app1]" not in plays["Deploy to staging"]
+    assert "[sbx-prod-app1]" in prod_play and "[sbx-staging-app1]" not in prod_play
+    assert "from sbx-staging-app1" in prod_play  # the artifact staging runs, named
