@@ -38,7 +38,7 @@ def notes_app(sandbox, tmp_path_factory):
                                            "line": when + " {{ blue_green_phase }} {{ blue_green_version }}"},
         }]))
     for hook in ("before_migrate", "after_migrate", "after_switch", "after_finalize"):
-        hooks[hook] = str(base / (hook.split("_")[0] + ".yml"))
+        hooks[hook] = str(base / (hook.split("_", maxsplit=1)[0] + ".yml"))
     db_url = "postgresql+psycopg2://%s:%s@%s:%s/%s" % (
         pg["app_user"], sandbox["secrets"]["app_db_password"], pg["host"], pg["port"], name)
     host_vars = {
