@@ -201,8 +201,6 @@ def test_check_mode_changes_nothing(rb):
     assert served(rb) == "1.1.0"
 
 
-@pytest.mark.xfail(strict=False, reason="known bug, reported in the session note: the warm rollback failed this test "
-                   "in the two full runs on a loaded machine (cause not found yet); the later tests pass")
 def test_warm_rollback_is_instant_with_zero_failed_requests(rb):
     live_before = state(rb)["live_color"]
     with LoadLoop(rb["router"] + "/health") as load:
@@ -215,7 +213,7 @@ def test_warm_rollback_is_instant_with_zero_failed_requests(rb):
     assert served(rb) == "1.0.0"
     st = state(rb)
     assert st["live_version"] == "1.0.0" and st["live_color"] != live_before
-    assert st["previous_version"] is None and st["last_rollback"]["from"] == "1.1.0"
+    assert st.get("previous_version") is None and st["last_rollback"]["from"] == "1.1.0"  # null removes the key
     steps = [e.get("step") for e in audit(rb) if e.get("action") == "rollback"]
     assert steps[-3:] == ["switch", "verify", "finalize"]
     assert "no downtime" in proc.output
