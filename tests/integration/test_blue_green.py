@@ -10,7 +10,6 @@ migration downgraded), one whose migration fails, and a deploy that finds the lo
 import collections
 import json
 import re
-import threading
 import time
 from pathlib import Path
 
@@ -20,45 +19,11 @@ import yaml
 
 import demo_app
 from apptools import create_app_db, drop_db, retire_test_slot_app, superuser_conn
+from bluegreen_tools import LoadLoop
 from helpers import ROOT, run_playbook
 
 # One worker runs the whole scenario, in order (pytest-xdist --dist loadgroup).
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("blue_green")]
-
-
-class LoadLoop:
-    """Keep-alive GETs through the router in a thread, counting every failed request."""
-
-    def __init__(self, url, max_requests=20000):
-        self.url = url
-        self.max_requests = max_requests
-        self.ok = 0
-        self.failed = []
-        self.versions = set()
-        self.stop_event = threading.Event()
-        self.thread = threading.Thread(target=self.run, daemon=True)
-
-    def run(self):
-        session = requests.Session()
-        while not self.stop_event.is_set() and self.ok + len(self.failed) < self.max_requests:
-            try:
-                resp = session.get(self.url, timeout=5)
-                if resp.status_code == 200:
-                    self.ok += 1
-                    self.versions.add(resp.json().get("version"))
-                else:
-                    self.failed.append(resp.status_code)
-            except requests.RequestException as exc:
-                self.failed.append(type(exc).__name__)
-            time.sleep(0.005)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop_event.set()
-        self.thread.join(timeout=10)
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ discards. Refusals need no deployment.
 
 import json
 import re
-import threading
 import time
 
 import pytest
@@ -19,6 +18,7 @@ import yaml
 
 import demo_app
 from apptools import create_app_db, drop_db, retire_test_slot_app, superuser_conn
+from bluegreen_tools import LoadLoop
 from helpers import ROOT, run_playbook
 
 pytestmark = [pytest.mark.xdist_group("rollback_s1")]
@@ -26,40 +26,6 @@ pytestmark = [pytest.mark.xdist_group("rollback_s1")]
 SLOT = "s1"
 APP = "rbtest"
 REDIS_DB = 9  # shared with other app tests; this app's keys carry the prefix rb_
-
-
-class LoadLoop:
-    """Keep-alive GETs through the router in a thread, counting every failed request."""
-
-    def __init__(self, url):
-        self.url = url
-        self.ok = 0
-        self.failed = []
-        self.versions = set()
-        self.stop_event = threading.Event()
-        self.thread = threading.Thread(target=self.run, daemon=True)
-
-    def run(self):
-        session = requests.Session()
-        while not self.stop_event.is_set():
-            try:
-                resp = session.get(self.url, timeout=5)
-                if resp.status_code == 200:
-                    self.ok += 1
-                    self.versions.add(resp.json().get("version"))
-                else:
-                    self.failed.append(resp.status_code)
-            except requests.RequestException as exc:
-                self.failed.append(type(exc).__name__)
-            time.sleep(0.005)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop_event.set()
-        self.thread.join(timeout=10)
 
 
 @pytest.fixture(scope="module")
