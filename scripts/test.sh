@@ -7,13 +7,17 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 source scripts/env.sh
 status=0
+results=()   # one "step: ok|FAILED" line per step, printed again at the very end
 step() { printf '\n==> %s\n' "$*"; }
+record() { # record <name> <rc>
+  if [ "$2" -eq 0 ]; then results+=("ok      $1"); else results+=("FAILED  $1"); status=1; fi
+}
 
 step "ansible-lint (production profile)"
-ansible-lint --profile production || status=1
+ansible-lint --profile production; record "ansible-lint" $?
 
 step "ansible-test sanity"
-bash scripts/sanity.sh || status=1
+bash scripts/sanity.sh; record "ansible-test sanity" $?
 
 step "sandbox up"
 was_up=0
@@ -23,7 +27,7 @@ scripts/sandbox up || exit 1
 step "molecule (delegated driver against this machine)"
 for scenario in molecule/*/; do
   scenario="$(basename "$scenario")"
-  molecule test -s "$scenario" || status=1
+  molecule test -s "$scenario"; record "molecule $scenario" $?
 done
 
 step "pytest: unit + integration"
@@ -42,20 +46,29 @@ for f in tests/integration/test_*.py; do
   case " ${shard1[*]} " in *" $f "*) ;; *) shard2+=("$f") ;; esac
 done
 if [ "${PRODREADY_TEST_SHARDS:-2}" = "1" ]; then
-  pytest tests/unit tests/integration ${PYTEST_ARGS:-} || status=1
+  pytest tests/unit tests/integration ${PYTEST_ARGS:-}; record "pytest" $?
 else
+  logs="$(mktemp -d)"
   set -o pipefail
-  PRODREADY_TEST_SHARD=0 pytest "${shard1[@]}" --durations=10 ${PYTEST_ARGS:-} 2>&1 | sed -u 's/^/[shard 1] /' &
+  PRODREADY_TEST_SHARD=0 pytest "${shard1[@]}" --durations=10 ${PYTEST_ARGS:-} 2>&1 \
+    | sed -u 's/^/[shard 1] /' | tee "$logs/1" &
   pid1=$!
-  PRODREADY_TEST_SHARD=1 pytest "${shard2[@]}" --durations=10 ${PYTEST_ARGS:-} 2>&1 | sed -u 's/^/[shard 2] /' &
+  PRODREADY_TEST_SHARD=1 pytest "${shard2[@]}" --durations=10 ${PYTEST_ARGS:-} 2>&1 \
+    | sed -u 's/^/[shard 2] /' | tee "$logs/2" &
   pid2=$!
-  wait "$pid1" || status=1
-  wait "$pid2" || status=1
+  wait "$pid1"; record "pytest shard 1" $?
+  wait "$pid2"; record "pytest shard 2" $?
   set +o pipefail
+  # Each shard's failures and summary line again, so the end of the log says what failed.
+  step "pytest failures"
+  grep -hE '^\[shard [12]\] (FAILED|ERROR|XPASS|=+ .*(passed|failed|error).* in )' "$logs/1" "$logs/2"
+  rm -rf "$logs"
 fi
 
 if [ "$was_up" -eq 0 ]; then
   step "sandbox down"
   scripts/sandbox down
 fi
+step "summary"
+printf '%s\n' "${results[@]}"
 exit "$status"
