@@ -30,7 +30,12 @@ def ansible_env(extra=None):
 
 def run_playbook(playbook, inventory=None, extra_vars=None, check=False, diff=False,
                  verbosity=0, env=None, timeout=600):
-    """Run `ansible-playbook`; returns the CompletedProcess (stdout, stderr, returncode)."""
+    """Run `ansible-playbook`; returns the CompletedProcess (stdout, stderr, returncode).
+
+    Two more attributes: `output` (stdout + stderr) and `flat` (the same with every run of
+    whitespace made one space). Assert on messages in `flat`: the yaml result format folds
+    long strings at 80 columns, wherever their words happen to fall.
+    """
     argv = [str(ROOT / ".venv" / "bin" / "ansible-playbook"), str(playbook)]
     argv += ["-i", str(inventory) if inventory else "localhost,"]
     vars_file = None
@@ -47,8 +52,11 @@ def run_playbook(playbook, inventory=None, extra_vars=None, check=False, diff=Fa
     if verbosity:
         argv.append("-" + "v" * verbosity)
     try:
-        return subprocess.run(argv, capture_output=True, text=True, env=ansible_env(env),
+        proc = subprocess.run(argv, capture_output=True, text=True, env=ansible_env(env),
                               timeout=timeout, cwd=str(ROOT), check=False)
+        proc.output = proc.stdout + proc.stderr
+        proc.flat = " ".join(proc.output.split())
+        return proc
     finally:
         if vars_file:
             os.unlink(vars_file)

@@ -80,7 +80,6 @@ def write_inventory(path, hosts):
 def deploy(inventory, version, check=False, timeout=1200, **extra):
     proc = run_playbook(ROOT / "playbooks" / "deploy.yml", inventory=inventory, check=check, timeout=timeout,
                         extra_vars=dict({"app_version": version, "deploy_hosts": "all"}, **extra))
-    proc.output = proc.stdout + proc.stderr
     return proc
 
 

@@ -83,7 +83,7 @@ def notes_app(sandbox, tmp_path_factory):
 def test_a_plain_wsgi_app_with_its_own_alembic_tree_deploys_by_variables(sandbox, notes_app):
     proc = run_playbook(ROOT / "playbooks" / "deploy.yml", inventory=notes_app["inventory"],
                         extra_vars={"app_version": "2.0", "deploy_hosts": "all"})
-    output = proc.stdout + proc.stderr
+    output = proc.flat
     assert proc.returncode == 0, output[-4000:]
     assert "notes 2.0 is live on notes1" in output
     live = json.loads((notes_app["root"] / "state.json").read_text())["live_color"]

@@ -156,7 +156,7 @@ def test_first_deploy_through_nginx(bgn):
 def test_check_mode_says_what_it_would_do_and_changes_nothing(bgn, checked):
     proc, before = checked
     assert proc.returncode == 0, proc.output[-4000:]
-    out = proc.output
+    out = proc.flat
     assert "would migrate: pending: 0003" in out
     assert "would back up the database: label pre-1.1.0" in out
     assert "would start green and switch nginx from blue to green" in out
@@ -184,7 +184,7 @@ def test_upgrade_through_nginx_fails_only_what_a_reload_allows(bgn, upgraded):
 
 def test_the_tables_the_migration_touched_are_analyzed(bgn, upgraded):
     proc, _load = upgraded
-    assert "analyzed: purchase_orders" in proc.output
+    assert "analyzed: purchase_orders" in proc.flat
     before = bgn["analyzed_before"]
     # 1.0.0's first migration created (and so analyzed) every table; 0003 touches one.
     assert before["purchase_orders"] is not None
@@ -196,8 +196,8 @@ def test_the_cache_is_warmed_and_gated(bgn, upgraded):
     proc, _load = upgraded
     key = PREFIX + "po:%d" % bgn["po_id"]
     assert redis_client(bgn["sandbox"]).exists(key) == 1
-    assert 'gate passed, keys {"%spo:*": 1}' % PREFIX in proc.output
-    assert "warmed 1 paths" in proc.output
+    assert 'gate passed, keys {"%spo:*": 1}' % PREFIX in proc.flat
+    assert "warmed 1 paths" in proc.flat
 
 
 def test_rerun_changes_nothing(bgn, upgraded):

@@ -164,7 +164,7 @@ def test_runbook_004_weeks_1_and_2_pass(app, sandbox, fresh_db, tmp_path):
 
     proc = run_playbook(PLAYBOOK, inventory=inventory, extra_vars={
         "flag_rollout_stages_file": str(EXAMPLE), "flag_rollout_until": "week-2-query-optimization"})
-    out = proc.stdout + proc.stderr
+    out = proc.flat
     assert proc.returncode == 0, out
     assert ADMIN_TOKEN not in out
 
@@ -210,7 +210,7 @@ def test_week_1_gate_fails_when_the_indexes_are_missing(app, sandbox, fresh_db, 
     inventory = write_inventory(tmp_path, {"web1": hostvars})
     proc = run_playbook(PLAYBOOK, inventory=inventory, extra_vars={
         "flag_rollout_stages_file": str(EXAMPLE), "flag_rollout_until": "week-1-indexes"})
-    out = proc.stdout + proc.stderr
+    out = proc.flat
     assert proc.returncode != 0
     assert 'five idx_po_* indexes on purchase_orders: output "0" != expected "5"' in out
     assert sandbox["secrets"]["app_db_password"] not in out
@@ -227,7 +227,7 @@ def test_failing_gate_reverts_every_stage_of_the_run(app, tmp_path):
     ]
     inventory = write_inventory(tmp_path, {"web1": app.host_vars(tmp_path)})
     proc = run_playbook(PLAYBOOK, inventory=inventory, extra_vars={"flag_rollout_stages": stages})
-    out = proc.stdout + proc.stderr
+    out = proc.flat
     assert proc.returncode != 0, out
     # The play fails with the gate's own reason text.
     assert "stage 'broken' gate failed: web1: health_gate %s/health: error rate 50.0%% > 1.0%%" % app.url in out
@@ -291,7 +291,7 @@ def test_bad_selection_is_refused_before_anything_changes(tmp_path, selection, m
     proc = run_playbook(PLAYBOOK, inventory=inventory,
                         extra_vars=dict(selection, flag_rollout_stages=plain_stages("abc")))
     assert proc.returncode != 0
-    assert message in proc.stdout + proc.stderr
+    assert message in proc.flat
     assert env_file.read_text() == "KEEP=1\n"
     assert not (tmp_path / "audit.log").exists()
 
@@ -311,7 +311,7 @@ def test_canary_host_first_and_a_failing_canary_never_reaches_the_rest(tmp_path)
     stages = [{"name": "ok", "flags": {"B": 1}, "hosts": ["canary1"]},
               {"name": "bad", "flags": {"A": 1}, "hosts": ["canary1"], "gates": gate}]
     proc = run_playbook(PLAYBOOK, inventory=inventory, extra_vars={"flag_rollout_stages": stages})
-    out = proc.stdout + proc.stderr
+    out = proc.flat
     assert proc.returncode != 0, out
     assert "stage 'bad' gate failed: canary1: command no marker: exit 1" in out
     # Stage "ok" stays everywhere (it passed and is not part of the failure... it is reverted too:
@@ -350,7 +350,7 @@ def test_canary_that_errors_before_its_gate_stops_the_rest_before_they_change(tm
                         "argv": ["rm", "-f", str(tmp_path / "canary1" / ".env")]}}
     stages[0]["gates"] = gate
     proc = run_playbook(PLAYBOOK, inventory=inventory, extra_vars={"flag_rollout_stages": stages})
-    out = proc.stdout + proc.stderr
+    out = proc.flat
     assert proc.returncode != 0, out
     assert "stage 'second' not applied on web2: the earlier wave did not pass it on canary1" in out
     for name in ("web2", "web3"):
@@ -380,7 +380,7 @@ def test_redis_backend_with_ttl_and_revert(sandbox, tmp_path):
                   {"name": "limit", "flags": {"emergency_rate_limit": 1}, "ttl": 3600}]
         proc = run_playbook(PLAYBOOK, inventory=inventory, verbosity=2,
                             extra_vars={"flag_rollout_stages": stages})
-        out = proc.stdout + proc.stderr
+        out = proc.flat
         assert proc.returncode == 0, out
         assert password not in out
         assert client.get(prefix + "ENABLE_PO_CACHING") == "true"
@@ -393,7 +393,7 @@ def test_redis_backend_with_ttl_and_revert(sandbox, tmp_path):
         failing = [{"name": "flip", "flags": {"ENABLE_PO_CACHING": False, "NEW_FLAG": "x"}, "ttl": 60,
                     "gates": {"command": {"name": "always fails", "argv": ["false"]}}}]
         proc = run_playbook(PLAYBOOK, inventory=inventory, extra_vars={"flag_rollout_stages": failing})
-        out = proc.stdout + proc.stderr
+        out = proc.flat
         assert proc.returncode != 0
         assert "stage 'flip' gate failed: web1: command always fails: exit 1" in out
         assert password not in out

@@ -82,7 +82,7 @@ def state(site, host):
 def run_promote(site, version):
     proc = run_playbook(ROOT / "playbooks" / "promote.yml", inventory=site["inventory"],
                         extra_vars={"app_version": version})
-    return proc.returncode, proc.stdout + proc.stderr
+    return proc.returncode, proc.flat
 
 
 def test_promote_deploys_staging_then_production_with_the_same_artifact(site):

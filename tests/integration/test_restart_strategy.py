@@ -144,7 +144,6 @@ def rs(sandbox, tmp_path_factory, app_python):
 def deploy(rs, version, **extra):
     proc = run_playbook(ROOT / "playbooks" / "deploy.yml", inventory=rs["inventory"],
                         extra_vars=dict({"app_version": version, "deploy_hosts": "all"}, **extra))
-    proc.output = proc.stdout + proc.stderr
     return proc
 
 
@@ -193,7 +192,7 @@ def test_first_deploy_runs_one_instance(rs):
     assert proc.returncode == 0, proc.output[-4000:]
     assert_serving_alone(rs, "1.0.0")
     assert watcher.max_running == 1
-    assert "nothing compared" in proc.output  # nothing ran before
+    assert "nothing compared" in proc.flat  # nothing ran before
     st = state(rs)
     assert st["live_version"] == "1.0.0" and st["live_color"] == "blue"
 
@@ -238,7 +237,7 @@ def test_upgrade_drains_positions_then_stops_then_awaits_recovery(rs):
     at = proc.output.find("Maintenance mode on")
     assert drained and int(drained.group(1)) > 1, proc.output[at:at + 6000]
     # The drained health (1 position left) is what the new release recovered.
-    flat = " ".join(proc.output.split())  # the yaml callback wraps long messages
+    flat = proc.flat
     assert 'health before/after the restart: status "healthy" -> "healthy", positions 1 -> 1' in flat
     assert direct_health(rs)["positions"] == 1
     log = (rs["app_root"] / "logs" / "blue.log").read_text()
@@ -256,10 +255,10 @@ def test_startup_line_that_never_comes_brings_the_previous_release_back(rs):
         proc = deploy(rs, "1.2.0", blue_green_restart_log_line="sampleapp 1[.]1[.]0 [(]good[)] ready",
                       blue_green_restart_log_timeout=60)
     assert proc.returncode != 0
-    assert "stopped in phase restart_start" in proc.output
-    assert 'rsapp-blue (1.2.0) never logged "sampleapp 1[.]1[.]0 [(]good[)] ready" within 60 s' in proc.output
-    assert "Recovery successful: loaded 1 positions" in proc.output  # what the app did log
-    assert "Service: previous release 1.1.0 restarted on blue, maintenance off" in proc.output
+    assert "stopped in phase restart_start" in proc.flat
+    assert 'rsapp-blue (1.2.0) never logged "sampleapp 1[.]1[.]0 [(]good[)] ready" within 60 s' in proc.flat
+    assert "Recovery successful: loaded 1 positions" in proc.flat  # what the app did log
+    assert "Service: previous release 1.1.0 restarted on blue, maintenance off" in proc.flat
     assert_serving_alone(rs, "1.1.0")
     assert watcher.max_running == 1 and len(watcher.last_seen) == 3  # 1.1.0, 1.2.0, 1.1.0 again
     st = state(rs)
@@ -275,8 +274,8 @@ def test_drain_timeout_stops_nothing(rs):
             before = watcher.pids()
             proc = deploy(rs, "1.2.0", blue_green_restart_drain_timeout=1)
         assert proc.returncode != 0
-        assert "drain: positions is 3 after 1 s (wanted <= 1)" in proc.output
-        assert "Service: untouched, 1.1.0 kept running (maintenance off)" in proc.output
+        assert "drain: positions is 3 after 1 s (wanted <= 1)" in proc.flat
+        assert "Service: untouched, 1.1.0 kept running (maintenance off)" in proc.flat
         assert set(watcher.last_seen) == set(before) and len(before) == 1
         assert_serving_alone(rs, "1.1.0")
     finally:

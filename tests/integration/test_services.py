@@ -74,7 +74,7 @@ def served(app, name):
 def deploy(app, version, services=("backend", "frontend")):
     proc = run_playbook(ROOT / "playbooks" / "deploy.yml", inventory=app["inventory"],
                         extra_vars={"app_version": version, "deploy_services": list(services)})
-    out = proc.stdout + proc.stderr
+    out = proc.flat
     # From the first deploy batch on (the preflight play before it names every host).
     return proc.returncode, out[out.find("PLAY [Blue-green deploy]"):]
 
