@@ -20,6 +20,10 @@ ADMF_MAINT_BITS = 0x01 | 0x02 | 0x20 | 0x40
 ADMF_DRAIN_BITS = 0x08 | 0x10                       # forced, inherited
 OP_STATES = {0: "stopped", 1: "starting", 2: "running", 3: "stopping"}
 
+# Runtime backup servers (router_switch keep_previous_as_backup) are named this prefix + the
+# color whose address they carry; they are not colors and never take part in a switch.
+BACKUP_PREFIX = "prodready-backup-"
+
 # Characters that would let a `servers` value escape its nginx `server ...;` line.
 NGINX_UNSAFE = re.compile(r"[;{}#\r\n\"'\\$]")
 
@@ -51,9 +55,11 @@ def parse_servers_state(text, backend):
         row = dict(zip(header, line.split()))
         if row.get("be_name") != backend:
             continue
-        servers[row["srv_name"]] = dict(
-            admin_state=admin_state_name(row["srv_admin_state"]),
-            operational_state=OP_STATES.get(int(row["srv_op_state"]), row["srv_op_state"]))
+        server = dict(admin_state=admin_state_name(row["srv_admin_state"]),
+                      operational_state=OP_STATES.get(int(row["srv_op_state"]), row["srv_op_state"]))
+        if row.get("srv_addr") and row.get("srv_port", "-") not in ("-", "0"):
+            server["address"] = "%s:%s" % (row["srv_addr"], row["srv_port"])
+        servers[row["srv_name"]] = server
     return servers
 
 
@@ -121,6 +127,29 @@ def plan_old(states, live, old_state):
     """[(server, state)] commands that take every other server out of rotation."""
     return [(name, old_state) for name in sorted(states)
             if name != live and states[name]["admin_state"] != old_state]
+
+
+def backup_name(color):
+    """The runtime backup server that carries `color`'s address."""
+    return BACKUP_PREFIX + color
+
+
+def split_backups(states):
+    """(colors, backups): the backend's servers, runtime backup servers apart."""
+    colors = dict((name, srv) for name, srv in states.items() if not name.startswith(BACKUP_PREFIX))
+    backups = dict((name, srv) for name, srv in states.items() if name.startswith(BACKUP_PREFIX))
+    return colors, backups
+
+
+def plan_backups(backups, keep_color):
+    """(remove, add, enable) for the runtime backup servers when `keep_color` (or None) must be
+    the only one: the names to delete, whether to add backup_name(keep_color), whether to put
+    an existing one back to ready."""
+    want = backup_name(keep_color) if keep_color else None
+    remove = sorted(name for name in backups if name != want)
+    add = want is not None and want not in backups
+    enable = want is not None and want in backups and backups[want]["admin_state"] != "ready"
+    return remove, add, enable
 
 
 def not_up_message(backend, live, server, waited):

@@ -60,6 +60,21 @@ options:
     type: str
     choices: [drain, maint]
     default: drain
+  keep_previous_as_backup:
+    description:
+      - "With O(router=haproxy): after the switch, the address of the color that served before
+        is added to the backend as a runtime C(backup) server named
+        C(prodready-backup-<color>) (C(add server <backend>/<name> <address> backup), haproxy
+        2.4 or later, a backend with a dynamic C(balance) algorithm). haproxy sends requests
+        to a backup server only while no other server is usable: when the new color's health
+        checks mark it DOWN during the gate window, clients get the previous release instead
+        of a 503 from the router. The old color must keep running while it is there."
+      - With V(false), every such backup server of the backend is deleted (C(del server)),
+        also when O(live) already serves; the blue_green role does so before it stops the old
+        color and when it switches back.
+      - When haproxy refuses to add it, the switch is still done and a warning says why.
+    type: bool
+    default: false
   admin_socket:
     description:
       - With O(router=haproxy) (required there), the UNIX socket of the runtime API, declared
@@ -163,6 +178,13 @@ servers_state:
            "green": {"admin_state": "ready", "operational_state": "running", "status": "UP",
                      "check_status": "L7OK", "check_code": "200", "last_chk": "OK",
                      "check_desc": "Layer7 check passed"}}
+backup_server:
+  description:
+    - With haproxy, the runtime backup server left in the backend (see
+      O(keep_previous_as_backup)) and the address it sends to, V(null) when there is none.
+  returned: always
+  type: dict
+  sample: {"name": "prodready-backup-blue", "address": "127.0.0.1:8001"}
 switch_ms:
   description: Milliseconds from the first command sent to the router to the last, V(0) when
     nothing was sent.
@@ -206,6 +228,7 @@ from ansible_collections.prodready.deploy.plugins.module_utils import _atomic
 from ansible_collections.prodready.deploy.plugins.module_utils import _haproxy
 
 POLL_S = 0.1
+DELETE_TIMEOUT_S = 5.0  # `del server` waits for the backup server's last connections to end
 SOCKET_TIMEOUT_S = 5.0
 NEW_INCLUDE_MODE = 0o644
 
@@ -218,6 +241,7 @@ def argument_spec():
         servers=dict(type="dict"),
         wait_timeout=dict(type="float", default=10),
         old_state=dict(type="str", default="drain", choices=["drain", "maint"]),
+        keep_previous_as_backup=dict(type="bool", default=False),
         admin_socket=dict(type="path"),
         backend=dict(type="str", default="be_app"),
         upstream_include=dict(type="path"),
@@ -288,6 +312,27 @@ class RuntimeApi(object):
             raise ProdreadyError("haproxy: set server %s/%s state %s failed: %s"
                                  % (backend, server, state, answer))
 
+    def add_backup(self, backend, name, address):
+        """``add server <backend>/<name> <address> backup``, then ready (it is added in maint)."""
+        answer = self.command("add server %s/%s %s backup" % (backend, name, address)).strip()
+        if "New server registered" not in answer:
+            raise ProdreadyError("haproxy refused add server %s/%s %s backup: %s"
+                                 % (backend, name, address, answer or "no answer"))
+        self.set_state(backend, name, "ready")
+
+    def delete_server(self, backend, name, monotonic=time.monotonic, sleep=time.sleep):
+        """Maint, then ``del server`` until haproxy accepts (its connections must end first);
+        returns None, or haproxy's last answer when it still refused after DELETE_TIMEOUT_S."""
+        self.set_state(backend, name, "maint")
+        deadline = monotonic() + DELETE_TIMEOUT_S
+        while True:
+            answer = self.command("del server %s/%s" % (backend, name)).strip()
+            if "Server deleted" in answer:
+                return None
+            if monotonic() >= deadline:
+                return answer or "no answer"
+            sleep(POLL_S)
+
     def states(self, backend):
         """The merged state of every server of `backend`."""
         admin = _haproxy.parse_servers_state(self.command("show servers state %s" % backend),
@@ -302,7 +347,7 @@ def run_haproxy(module, api=None, monotonic=time.monotonic, sleep=time.sleep):
     live = params["live"]
     backend = params["backend"]
     api = api or RuntimeApi(params["admin_socket"])
-    before = api.states(backend)
+    before, backups = _haproxy.split_backups(api.states(backend))
     if not before:
         raise ProdreadyError("backend: haproxy backend %s has no servers, or does not exist"
                              % backend)
@@ -310,9 +355,19 @@ def run_haproxy(module, api=None, monotonic=time.monotonic, sleep=time.sleep):
         raise ProdreadyError("live: server %s is not in haproxy backend %s (servers: %s)"
                              % (live, backend, ", ".join(sorted(before))))
     result = dict(live=live, previous_live=_haproxy.previous_live(before, live),
-                  servers_state=before, switch_ms=0.0, reloaded=False)
+                  servers_state=dict(before, **backups), switch_ms=0.0, reloaded=False,
+                  backup_server=backup_info(backups))
     if _haproxy.already_live(before, live):
-        return dict(result, changed=False)
+        # Nothing to switch. With keep_previous_as_backup a backup server there stays (the
+        # switch that added it knew the previous color); without, any one is deleted.
+        if params["keep_previous_as_backup"] or not backups:
+            return dict(result, changed=False)
+        if module.check_mode:
+            return dict(result, changed=True, backup_server=None)
+        apply_backups(module, api, backend, before, backups, None)
+        after = api.states(backend)
+        return dict(result, changed=True, servers_state=after,
+                    backup_server=backup_info(_haproxy.split_backups(after)[1]))
     if module.check_mode:
         return dict(result, changed=True)
 
@@ -320,7 +375,7 @@ def run_haproxy(module, api=None, monotonic=time.monotonic, sleep=time.sleep):
     restore_to = before[live]["admin_state"]
     if restore_to != "ready":
         api.set_state(backend, live, "ready")
-    current = api.states(backend)
+    current = _haproxy.split_backups(api.states(backend))[0]
     while not _haproxy.is_up(current[live]):
         waited = monotonic() - started
         if waited >= params["wait_timeout"]:
@@ -333,11 +388,52 @@ def run_haproxy(module, api=None, monotonic=time.monotonic, sleep=time.sleep):
                                  servers_state=api.states(backend), switch_ms=0.0,
                                  reloaded=False)
         sleep(POLL_S)
-        current = api.states(backend)
+        current = _haproxy.split_backups(api.states(backend))[0]
     for server, state in _haproxy.plan_old(current, live, params["old_state"]):
         api.set_state(backend, server, state)
     switch_ms = round((monotonic() - started) * 1000.0, 1)
-    return dict(result, changed=True, switch_ms=switch_ms, servers_state=api.states(backend))
+    previous = result["previous_live"]
+    keep = previous if params["keep_previous_as_backup"] and previous not in (None, live) else None
+    apply_backups(module, api, backend, before, backups, keep)
+    after = api.states(backend)
+    return dict(result, changed=True, switch_ms=switch_ms, servers_state=after,
+                backup_server=backup_info(_haproxy.split_backups(after)[1]))
+
+
+def backup_info(backups):
+    """The `backup_server` result: the one runtime backup server that is ready, or None."""
+    ready = sorted(name for name, srv in backups.items() if srv["admin_state"] == "ready")
+    if not ready:
+        return None
+    return dict(name=ready[0], address=backups[ready[0]].get("address"))
+
+
+def apply_backups(module, api, backend, colors, backups, keep):
+    """Leave backup_name(keep) (None: no runtime backup server at all) in `backend`, ready.
+
+    A backup server is a safety net, not the switch: when haproxy refuses to add or delete
+    one, a warning says so and the switch stands."""
+    remove, add, enable = _haproxy.plan_backups(backups, keep)
+    for name in remove:
+        refused = api.delete_server(backend, name)
+        if refused:
+            module.warn("router_switch: haproxy did not delete the backup server %s/%s (%s); it "
+                        "is in maint, takes no traffic, and the next switch deletes it"
+                        % (backend, name, refused))
+    if enable:
+        api.set_state(backend, _haproxy.backup_name(keep), "ready")
+    if add:
+        address = colors.get(keep, {}).get("address")
+        if not address:
+            module.warn("router_switch: haproxy did not report the address of %s/%s, no backup "
+                        "server was added" % (backend, keep))
+            return
+        try:
+            api.add_backup(backend, _haproxy.backup_name(keep), address)
+        except ProdreadyError as exc:
+            module.warn("router_switch: %s; the switch is done, without a backup server "
+                        "(keep_previous_as_backup needs haproxy 2.4 or later and a backend with "
+                        "a dynamic balance algorithm)" % exc)
 
 
 # ---------------------------------------------------------------- nginx

@@ -14,6 +14,7 @@ import requests
 import yaml
 
 import demo_app
+import sandbox as sandbox_script  # scripts/sandbox.py (tests/conftest.py puts scripts/ on sys.path)
 from apptools import superuser_conn
 from helpers import ROOT, run_playbook
 
@@ -81,6 +82,14 @@ def deploy(inventory, version, check=False, timeout=1200, **extra):
     proc = run_playbook(ROOT / "playbooks" / "deploy.yml", inventory=inventory, check=check, timeout=timeout,
                         extra_vars=dict({"app_version": version, "deploy_hosts": "all"}, **extra))
     return proc
+
+
+def backup_servers(sandbox, backend):
+    """Names of the runtime backup servers (router_switch keep_previous_as_backup) in `backend`."""
+    answer = sandbox_script.haproxy_socket(sandbox["services"]["haproxy"]["admin_socket"],
+                                           "show servers state %s" % backend)
+    return [line.split()[3] for line in answer.splitlines()[2:]
+            if len(line.split()) > 3 and line.split()[3].startswith("prodready-backup-")]
 
 
 def recap(output):

@@ -19,7 +19,7 @@ import yaml
 
 import demo_app
 from apptools import create_app_db, drop_db, retire_test_slot_app, superuser_conn
-from bluegreen_tools import LoadLoop
+from bluegreen_tools import LoadLoop, backup_servers as slot_backup_servers
 from helpers import ROOT, run_playbook
 
 # One worker runs the whole scenario, in order (pytest-xdist --dist loadgroup).
@@ -101,6 +101,10 @@ def recap_changed(output):
     return int(match.group(1))
 
 
+def backup_servers(bg):
+    return slot_backup_servers(bg["sandbox"], bg["sandbox"]["services"]["haproxy"]["test_backend"])
+
+
 def served_version(bg):
     return requests.get(bg["router"] + "/health", timeout=5).json()["version"]
 
@@ -168,6 +172,8 @@ def test_upgrade_with_migration_under_load_fails_no_request(bg):
     assert st["live_color"] == "green" and st["previous_version"] == "1.0.0"
     backup = Path(st["backup_path"])
     assert backup.exists() and "pre-1.1.0" in backup.name
+    # The previous color was a backup server of the router from the switch to the end.
+    assert "prodready-backup-blue" in proc.flat and backup_servers(bg) == []
     # The previous color stays warm for an instant rollback.
     assert requests.get("http://127.0.0.1:%d/health" % bg["sandbox"]["services"]["haproxy"]["test_servers"]["blue"],
                         timeout=5).json()["version"] == "1.0.0"
@@ -199,11 +205,13 @@ def test_errors_after_the_switch_switch_back_and_downgrade(bg):
     assert "audit_events" not in tables(bg)
     failure = audit(bg)[-1]
     assert failure["phase"] == "gate_live" and failure["schema_differences"] == []
-    # During the bad release's gate window, clients see its 500s, and 503s from haproxy once
-    # its health checks mark the release DOWN (the old color is draining, not a backup).
-    # Nothing else: no connection errors, no 502s; after the switch back, all is 200.
-    unexpected = [code for code in load.failed if code not in (500, 503)]
+    # During the bad release's gate window, clients see its 500s. Once haproxy's health checks
+    # mark it DOWN, the previous color, a runtime backup server since the switch, answers:
+    # no 503 from the router, no connection error, no 502. After the switch back all is 200
+    # and the backup server is gone.
+    unexpected = [code for code in load.failed if code != 500]
     assert unexpected == [], collections.Counter(load.failed)
+    assert backup_servers(bg) == []
     assert all(requests.get(bg["router"] + "/health", timeout=5).status_code == 200 for attempt in range(20))
 
 

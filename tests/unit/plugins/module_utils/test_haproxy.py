@@ -87,6 +87,32 @@ def test_plan_old_skips_servers_already_there():
     assert _haproxy.plan_old(states, "green", "drain") == [("blue", "drain"), ("red", "drain")]
 
 
+def test_split_and_plan_backups():
+    states = {"blue": srv(), "green": srv(), "prodready-backup-blue": srv(),
+              "prodready-backup-red": srv("maint", "MAINT")}
+    colors, backups = _haproxy.split_backups(states)
+    assert set(colors) == {"blue", "green"}
+    assert set(backups) == {"prodready-backup-blue", "prodready-backup-red"}
+    assert _haproxy.plan_backups(backups, None) == (["prodready-backup-blue", "prodready-backup-red"], False, False)
+    assert _haproxy.plan_backups(backups, "blue") == (["prodready-backup-red"], False, False)
+    assert _haproxy.plan_backups(backups, "red") == (["prodready-backup-blue"], False, True)
+    assert _haproxy.plan_backups(backups, "green") == (sorted(backups), True, False)
+    assert _haproxy.plan_backups({}, "green") == ([], True, False)
+
+
+def test_servers_state_address():
+    text = ("1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight "
+            "srv_iweight srv_time_since_last_change srv_check_status srv_check_result "
+            "srv_check_health srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id "
+            "srv_fqdn srv_port\n"
+            "3 be 1 blue 127.0.0.1 2 8 1 1 5 15 3 3 6 0 0 0 - 39101\n"
+            "3 be 3 prodready-backup-blue 127.0.0.1 2 0 1 1 0 1 0 0 0 0 0 0 - 39101\n")
+    servers = _haproxy.parse_servers_state(text, "be")
+    assert servers["blue"] == {"admin_state": "drain", "operational_state": "running",
+                               "address": "127.0.0.1:39101"}
+    assert servers["prodready-backup-blue"]["admin_state"] == "ready"
+
+
 def test_not_up_message_names_server_status_and_check():
     server = dict(srv(status="DOWN"), check_status="L4CON", last_chk="Connection refused",
                   check_desc="Layer4 connection problem", restore_to="maint")

@@ -20,6 +20,10 @@ class FakeModule(object):
         self.params.update(params)
         self.check_mode = check_mode
         self._diff = diff
+        self.warnings = []
+
+    def warn(self, text):
+        self.warnings.append(text)
 
 
 class FakeApi(object):
@@ -52,6 +56,39 @@ class FakeApi(object):
                              check_status="L7OK" if self.healthy[name] else "L4CON",
                              last_chk="" if self.healthy[name] else "Connection refused",
                              check_desc="")
+        return out
+
+
+class BackupApi(FakeApi):
+    """FakeApi whose servers have addresses and that takes add/del server commands; `refuse`
+    holds the verbs ("add", "del") it answers with an error."""
+
+    def __init__(self, admin, healthy, refuse=()):
+        FakeApi.__init__(self, admin, healthy, ups_after=0)
+        self.refuse = refuse
+        self.addresses = {"blue": "127.0.0.1:8001", "green": "127.0.0.1:8002"}
+
+    def add_backup(self, backend, name, address):
+        self.commands.append(("add", name, address))
+        if "add" in self.refuse:
+            raise ProdreadyError("haproxy refused add server %s/%s %s backup: Backend "
+                                 "must use a dynamic load balancing" % (backend, name, address))
+        self.admin[name] = "ready"
+        self.healthy[name] = True
+        self.addresses[name] = address
+
+    def delete_server(self, backend, name):
+        self.commands.append(("del", name))
+        if "del" in self.refuse:
+            self.admin[name] = "maint"
+            return "Server still has connections attached to it, cannot remove it."
+        del self.admin[name]
+        return None
+
+    def states(self, backend):
+        out = FakeApi.states(self, backend)
+        for name, srv in out.items():
+            srv["address"] = self.addresses[name]
         return out
 
 
@@ -97,6 +134,72 @@ def test_switch_order_and_result():
     assert result["servers_state"]["blue"]["admin_state"] == "drain"
     again = run(api)
     assert again["changed"] is False and api.commands == [("green", "ready"), ("blue", "drain")]
+
+
+def test_keep_previous_as_backup_adds_the_old_address_as_a_backup_server():
+    api = BackupApi({"blue": "ready", "green": "maint"}, {"blue": True, "green": True})
+    module = FakeModule(params(keep_previous_as_backup=True))
+    result = router_switch.run_haproxy(module, api=api, sleep=lambda s: None)
+    assert api.commands == [("green", "ready"), ("blue", "drain"),
+                            ("add", "prodready-backup-blue", "127.0.0.1:8001")]
+    assert result["backup_server"] == {"name": "prodready-backup-blue", "address": "127.0.0.1:8001"}
+    assert result["servers_state"]["prodready-backup-blue"]["admin_state"] == "ready"
+    assert module.warnings == []
+    # Again with keep: nothing to do, the backup server stays.
+    again = run(api, keep_previous_as_backup=True)
+    assert again["changed"] is False and again["backup_server"]["name"] == "prodready-backup-blue"
+    # Without keep (the end of a deploy): the backup server is deleted, nothing else is sent.
+    done = run(api)
+    assert done["changed"] is True and done["backup_server"] is None
+    assert api.commands[3:] == [("del", "prodready-backup-blue")]
+    assert set(done["servers_state"]) == {"blue", "green"}
+    assert run(api)["changed"] is False
+
+
+def test_switching_back_deletes_the_backup_server_and_never_drains_it():
+    api = BackupApi({"blue": "drain", "green": "ready", "prodready-backup-blue": "ready"},
+                    {"blue": True, "green": False, "prodready-backup-blue": True})
+    api.addresses["prodready-backup-blue"] = "127.0.0.1:8001"
+    result = run(api, live="blue")
+    assert api.commands == [("blue", "ready"), ("green", "drain"), ("del", "prodready-backup-blue")]
+    assert result["backup_server"] is None and result["live"] == "blue"
+
+
+def test_a_switch_with_keep_replaces_a_backup_server_of_another_color():
+    api = BackupApi({"blue": "maint", "green": "ready", "prodready-backup-blue": "maint"},
+                    {"blue": True, "green": True, "prodready-backup-blue": True})
+    api.addresses["prodready-backup-blue"] = "127.0.0.1:8001"
+    run(api, live="blue", keep_previous_as_backup=True)
+    assert api.commands[-2:] == [("del", "prodready-backup-blue"),
+                                 ("add", "prodready-backup-green", "127.0.0.1:8002")]
+
+
+@pytest.mark.parametrize("refuse, fragment", [
+    ("add", "without a backup server (keep_previous_as_backup needs haproxy 2.4"),
+    ("del", "did not delete the backup server be_app/prodready-backup-blue"),
+])
+def test_a_refused_backup_command_warns_and_the_switch_stands(refuse, fragment):
+    admin = {"blue": "ready", "green": "maint"}
+    healthy = {"blue": True, "green": True}
+    if refuse == "del":
+        admin["prodready-backup-blue"] = "ready"
+        healthy["prodready-backup-blue"] = True
+    api = BackupApi(admin, healthy, refuse=(refuse,))
+    api.addresses["prodready-backup-blue"] = "127.0.0.1:8001"
+    module = FakeModule(params(keep_previous_as_backup=(refuse == "add")))
+    result = router_switch.run_haproxy(module, api=api, sleep=lambda s: None)
+    assert result["changed"] and result["live"] == "green"
+    assert result["servers_state"]["green"]["admin_state"] == "ready"
+    assert len(module.warnings) == 1 and fragment in module.warnings[0]
+    assert result["backup_server"] is None
+
+
+def test_check_mode_reports_the_backup_server_it_would_delete():
+    api = BackupApi({"blue": "maint", "green": "ready", "prodready-backup-blue": "ready"},
+                    {"blue": True, "green": True, "prodready-backup-blue": True})
+    api.addresses["prodready-backup-blue"] = "127.0.0.1:8001"
+    result = run(api, check=True)
+    assert result["changed"] is True and api.commands == []
 
 
 def test_old_state_maint():
