@@ -141,10 +141,9 @@ def rs(sandbox, tmp_path_factory, app_python):
     drop_db(sandbox, name)
 
 
-def deploy(rs, version, **extra):
-    proc = run_playbook(ROOT / "playbooks" / "deploy.yml", inventory=rs["inventory"],
+def deploy(rs, version, check=False, **extra):
+    return run_playbook(ROOT / "playbooks" / "deploy.yml", inventory=rs["inventory"], check=check,
                         extra_vars=dict({"app_version": version, "deploy_hosts": "all"}, **extra))
-    return proc
 
 
 def sql(rs, statement):
@@ -195,6 +194,19 @@ def test_first_deploy_runs_one_instance(rs):
     assert "nothing compared" in proc.flat  # nothing ran before
     st = state(rs)
     assert st["live_version"] == "1.0.0" and st["live_color"] == "blue"
+
+
+def test_check_mode_tells_the_restart_steps_with_one_color_only(rs):
+    before = {p: (rs["app_root"] / p).read_bytes() for p in ("state.json", "audit.log")}
+    # A single-instance service needs one color only.
+    proc = deploy(rs, "1.1.0", check=True, blue_green_colors={"blue": {"port": rs["port"]}})
+    assert proc.returncode == 0, proc.output[-4000:]
+    assert "restart in place on blue (port %d): maintenance on, drain, stop 1.0.0, migrate, start 1.1.0" % rs["port"] in proc.flat
+    assert ('would restart blue in place: maintenance on, drain until positions <= 1, stop 1.0.0, start 1.1.0, '
+            'await the log line "Recovery successful", maintenance off') in proc.flat
+    assert "would switch" not in proc.flat and "would start green" not in proc.flat
+    assert {p: (rs["app_root"] / p).read_bytes() for p in before} == before
+    assert_serving_alone(rs, "1.0.0")
 
 
 def test_upgrade_drains_positions_then_stops_then_awaits_recovery(rs):

@@ -13,6 +13,7 @@ import re
 import time
 
 import pytest
+import redis
 import requests
 import yaml
 
@@ -192,13 +193,24 @@ def test_second_rollback_without_a_target_refuses(rb):
 
 
 def test_rollback_to_a_cold_version_starts_it_from_releases(rb):
+    # The cache the release wrote goes with it (runbooks 001/002's FLUSHDB, by pattern here):
+    # this app's keys (prefix rb_) are deleted, another app's keys in the same db stay.
+    rd = rb["sandbox"]["services"]["redis"]
+    cache = redis.Redis(host=rd["host"], port=rd["port"], password=rb["sandbox"]["secrets"]["redis_password"],
+                        db=REDIS_DB)
+    cache.mset({"rb_po:%d" % i: "cached" for i in range(250)})
+    cache.set("other_app:kept", "yes")
     # the 1.1.0 color was stopped by the previous rollback (rollback_old_color stop)
-    proc = rollback(rb, rollback_to="1.1.0")
+    proc = rollback(rb, rollback_to="1.1.0", rollback_cache_invalidate=["rb_*"])
     assert proc.returncode == 0, proc.output[-3000:]
     assert "start 1.1.0 from releases/" in proc.flat
     assert served(rb) == "1.1.0"
-    assert [e.get("step") for e in audit(rb) if e.get("action") == "rollback"][-4:] == [
-        "start", "switch", "verify", "finalize"]
+    assert [e.get("step") for e in audit(rb) if e.get("action") == "rollback"][-5:] == [
+        "start", "switch", "cache", "verify", "finalize"]
+    invalidated = [e for e in audit(rb) if e.get("step") == "cache"][-1]
+    assert invalidated["patterns"] == ["rb_*"] and invalidated["deleted"]["rb_*"] >= 250, invalidated
+    assert list(cache.scan_iter("rb_po:*")) == [] and cache.get("other_app:kept") == b"yes"
+    cache.delete("other_app:kept")
     again = rollback(rb, rollback_to="1.1.0")  # already live: nothing to do
     assert again.returncode == 0 and recap_changed(again.output) == 0, again.output[-2000:]
 
