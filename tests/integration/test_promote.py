@@ -12,40 +12,15 @@ import yaml
 
 from apptools import retire_test_slot_app
 from helpers import ROOT, run_playbook
-from wsgi_app import CRASH_AT_START, artifact
+from wsgi_app import CRASH_AT_START, artifact, local_vars, role_vars, slot_vars
 
 pytestmark = [pytest.mark.slow]
 
 
 def host_vars(sandbox, base, host, slot_name):
-    haproxy = sandbox["services"]["haproxy"]
-    slot = haproxy["slots"][slot_name]
-    sup = sandbox["services"]["supervisor"]
-    return {
-        "ansible_connection": "local",
-        "ansible_python_interpreter": str(ROOT / ".venv/bin/python"),
-        "blue_green_app_name": f"promo-{host}",
-        "blue_green_app_root": str(base / host / "srv"),
-        "blue_green_artifact_src": str(base / host) + "/notes-{{ blue_green_version }}.tar.gz",
-        "blue_green_requirements_file": "",
-        "blue_green_start_command": "{{ blue_green_venv }}/bin/python {{ blue_green_release_dir }}/app.py {{ blue_green_port }}",
-        "blue_green_colors": {c: {"port": slot["servers"][c]} for c in ("blue", "green")},
-        "blue_green_process_manager": "supervisor",
-        "blue_green_supervisor_conf_dir": sup["programs_dir"],
-        "blue_green_supervisorctl": str(ROOT / ".venv/bin/supervisorctl"),
-        "blue_green_supervisor_config": sup["config"],
-        "blue_green_haproxy_admin_socket": haproxy["admin_socket"],
-        "blue_green_haproxy_backend": slot["backend"],
-        "blue_green_router_url": f"http://127.0.0.1:{slot['port']}",
-        "blue_green_health_path": "/healthz",
-        "blue_green_ready_path": "",
-        "blue_green_version_field": "build.version",
-        "blue_green_database": {},
-        "blue_green_alembic": [],
-        "blue_green_backup": False,
-        "blue_green_start_timeout": 60,
-        "blue_green_gate_live": {"requests": 10, "concurrency": 2, "max_error_rate": 0.0},
-    }
+    return role_vars(sandbox, **local_vars(), **slot_vars(sandbox, slot_name),
+                     blue_green_app_name=f"promo-{host}", blue_green_app_root=str(base / host / "srv"),
+                     blue_green_artifact_src=str(base / host) + "/notes-{{ blue_green_version }}.tar.gz")
 
 
 @pytest.fixture(scope="module")

@@ -141,6 +141,9 @@ def rs(sandbox, tmp_path_factory, app_python):
     drop_db(sandbox, name)
 
 
+RECOVERY_LINE = "Recovery successful: loaded [0-9]+ positions in ([0-9.]+)ms"
+
+
 def deploy(rs, version, check=False, **extra):
     return run_playbook(ROOT / "playbooks" / "deploy.yml", inventory=rs["inventory"], check=check,
                         extra_vars=dict({"app_version": version, "deploy_hosts": "all"}, **extra))
@@ -215,7 +218,10 @@ def test_upgrade_drains_positions_then_stops_then_awaits_recovery(rs):
     old_pid = None
     result = {}
     with ProcessWatcher(rs) as watcher:
-        runner = threading.Thread(target=lambda: result.update(proc=deploy(rs, "1.1.0")), daemon=True)
+        # Runbook 003's "Recovery successful: loaded X positions in Yms", Y judged (< 100 ms
+        # there; a limit no loaded CI machine reaches here, the failing side has its own test).
+        runner = threading.Thread(target=lambda: result.update(proc=deploy(
+            rs, "1.1.0", blue_green_restart_log_line=RECOVERY_LINE, blue_green_restart_log_max=60000)), daemon=True)
         runner.start()
         # The deploy builds the release, then turns maintenance on and waits for the drain.
         deadline = time.monotonic() + 900  # a guard, not a measure: the release is built first
@@ -251,6 +257,9 @@ def test_upgrade_drains_positions_then_stops_then_awaits_recovery(rs):
     # The drained health (1 position left) is what the new release recovered.
     flat = proc.flat
     assert 'health before/after the restart: status "healthy" -> "healthy", positions 1 -> 1' in flat
+    recovery = re.search(r'startup line: "[^"]*Recovery successful: loaded 1 positions in (\d+)ms", '
+                         r'value (\d+\.\d+) <= 60000 \(blue_green_restart_log_max\)', flat)
+    assert recovery and float(recovery.group(1)) == float(recovery.group(2)), flat[flat.find("startup line"):][:500]
     assert direct_health(rs)["positions"] == 1
     log = (rs["app_root"] / "logs" / "blue.log").read_text()
     stop = log.index("sampleapp 1.0.0 shutting down gracefully")
@@ -277,6 +286,18 @@ def test_startup_line_that_never_comes_brings_the_previous_release_back(rs):
     assert st["live_version"] == "1.1.0" and st["last_failure"]["version"] == "1.2.0"
     failure = audit(rs)[-1]
     assert failure["result"] == "failed" and failure["previous_restarted"] is True
+
+
+def test_a_recovery_slower_than_its_limit_brings_the_previous_release_back(rs):
+    # blue_green_restart_log_max -1: no recovery is fast enough, so the judged path fails.
+    proc = deploy(rs, "1.2.0", blue_green_restart_log_line=RECOVERY_LINE, blue_green_restart_log_max=-1)
+    assert proc.returncode != 0
+    assert "stopped in phase restart_start" in proc.flat
+    assert re.search(r'rsapp-blue \(1\.2\.0\) logged "[^"]*Recovery successful: loaded 1 positions in \d+ms": '
+                     r'\d+\.\d+ > -1 \(blue_green_restart_log_max\)', proc.flat), proc.output[-4000:]
+    assert "Service: previous release 1.1.0 restarted on blue, maintenance off" in proc.flat
+    assert_serving_alone(rs, "1.1.0")
+    assert state(rs)["last_failure"]["version"] == "1.2.0"
 
 
 def test_drain_timeout_stops_nothing(rs):

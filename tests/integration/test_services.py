@@ -14,7 +14,7 @@ import yaml
 
 from apptools import retire_test_slot_app
 from helpers import ROOT, run_playbook
-from wsgi_app import CRASH_AT_START, artifact
+from wsgi_app import CRASH_AT_START, artifact, local_vars, role_vars, slot_vars
 
 pytestmark = [pytest.mark.slow]
 
@@ -25,38 +25,15 @@ SERVICES = {"backend": "s14", "frontend": "s15"}
 def app(sandbox, tmp_path_factory):
     base = tmp_path_factory.mktemp("services")
     haproxy = sandbox["services"]["haproxy"]
-    sup = sandbox["services"]["supervisor"]
     groups = {}
     for name, slot_name in SERVICES.items():
-        slot = haproxy["slots"][slot_name]
         (base / name).mkdir()
-        groups[f"service_{name}"] = {"hosts": {f"web1-{name}": {
-            "blue_green_app_name": f"svc-{name}",
-            "blue_green_app_root": str(base / name / "srv"),
-            "blue_green_artifact_src": str(base / name) + "/app-{{ blue_green_version }}.tar.gz",
-            "blue_green_colors": {c: {"port": slot["servers"][c]} for c in ("blue", "green")},
-            "blue_green_haproxy_backend": slot["backend"],
-            "blue_green_router_url": f"http://127.0.0.1:{slot['port']}",
-        }}}
-    common = {
-        "ansible_connection": "local",
-        "ansible_python_interpreter": str(ROOT / ".venv/bin/python"),
-        "blue_green_requirements_file": "",
-        "blue_green_start_command": "{{ blue_green_venv }}/bin/python {{ blue_green_release_dir }}/app.py {{ blue_green_port }}",
-        "blue_green_process_manager": "supervisor",
-        "blue_green_supervisor_conf_dir": sup["programs_dir"],
-        "blue_green_supervisorctl": str(ROOT / ".venv/bin/supervisorctl"),
-        "blue_green_supervisor_config": sup["config"],
-        "blue_green_haproxy_admin_socket": haproxy["admin_socket"],
-        "blue_green_health_path": "/healthz",
-        "blue_green_ready_path": "",
-        "blue_green_version_field": "build.version",
-        "blue_green_database": {},
-        "blue_green_alembic": [],
-        "blue_green_backup": False,
-        "blue_green_start_timeout": 60,
-        "blue_green_gate_live": {"requests": 10, "concurrency": 2, "max_error_rate": 0.0},
-    }
+        groups[f"service_{name}"] = {"hosts": {f"web1-{name}": dict(
+            slot_vars(sandbox, slot_name),
+            blue_green_app_name=f"svc-{name}",
+            blue_green_app_root=str(base / name / "srv"),
+            blue_green_artifact_src=str(base / name) + "/app-{{ blue_green_version }}.tar.gz")}}
+    common = role_vars(sandbox, **local_vars())
     inventory = base / "hosts.yml"
     inventory.write_text(yaml.safe_dump({"all": {
         "vars": common,

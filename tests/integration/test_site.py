@@ -18,7 +18,7 @@ import yaml
 
 from apptools import retire_test_slot_app
 from helpers import ROOT, ansible_env
-from wsgi_app import artifact
+from wsgi_app import artifact, local_vars, role_vars, slot_vars
 
 pytestmark = [pytest.mark.slow]
 
@@ -53,30 +53,12 @@ def site(sandbox, tmp_path_factory):
 
 def write_sandbox_inventories(sandbox, site_dir):
     """Sandbox stand-ins for inventories/staging and inventories/prod, same group layout."""
-    haproxy = sandbox["services"]["haproxy"]
-    sup = sandbox["services"]["supervisor"]
     # The site's app is a gunicorn shop; here the plain WSGI app stands in for it.
-    app_vars = yaml.safe_dump({
-        "blue_green_artifact_src": str(site_dir / "dist") + "/notes-{{ blue_green_version }}.tar.gz",
-        "blue_green_requirements_file": "",
-        "blue_green_start_command": "{{ blue_green_venv }}/bin/python {{ blue_green_release_dir }}/app.py {{ blue_green_port }}",
-        "blue_green_process_manager": "supervisor",
-        "blue_green_supervisor_conf_dir": sup["programs_dir"],
-        "blue_green_supervisorctl": str(ROOT / ".venv/bin/supervisorctl"),
-        "blue_green_supervisor_config": sup["config"],
-        "blue_green_health_path": "/healthz",
-        "blue_green_ready_path": "",
-        "blue_green_version_field": "build.version",
-        "blue_green_database": {},
-        "blue_green_alembic": [],
-        "blue_green_backup": False,
-        "blue_green_start_timeout": 60,
-        "blue_green_gate_live": {"requests": 10, "concurrency": 2, "max_error_rate": 0.0},
-    })
+    app_vars = yaml.safe_dump(role_vars(
+        sandbox, blue_green_artifact_src=str(site_dir / "dist") + "/notes-{{ blue_green_version }}.tar.gz"))
     (site_dir / "dist").mkdir()
     artifact(site_dir / "dist" / "notes-1.0.tar.gz", "1.0", requirements="")
     for env_name, slot_name in SLOTS.items():
-        slot = haproxy["slots"][slot_name]
         host = f"sbx-{env_name}-app1"
         inv = site_dir / "inventories" / f"sbx-{env_name}"
         (inv / "group_vars").mkdir(parents=True)
@@ -85,16 +67,9 @@ def write_sandbox_inventories(sandbox, site_dir):
             "app": {"hosts": {host: None}},
             env_name: {"hosts": {host: None}},
         }}}))
-        (inv / "group_vars" / f"{env_name}.yml").write_text(yaml.safe_dump({
-            "ansible_connection": "local",
-            "ansible_python_interpreter": str(ROOT / ".venv/bin/python"),
-            "blue_green_app_name": f"site-{env_name}",
-            "blue_green_app_root": str(site_dir / "srv" / env_name),
-            "blue_green_colors": {c: {"port": slot["servers"][c]} for c in ("blue", "green")},
-            "blue_green_haproxy_admin_socket": haproxy["admin_socket"],
-            "blue_green_haproxy_backend": slot["backend"],
-            "blue_green_router_url": f"http://127.0.0.1:{slot['port']}",
-        }))
+        (inv / "group_vars" / f"{env_name}.yml").write_text(yaml.safe_dump(dict(
+            local_vars(), **slot_vars(sandbox, slot_name),
+            blue_green_app_name=f"site-{env_name}", blue_green_app_root=str(site_dir / "srv" / env_name))))
 
 
 def playbook(site, *args):

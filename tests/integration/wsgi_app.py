@@ -6,6 +6,8 @@ prove the roles deploy any app by variables (test_any_app) and by the promote te
 import io
 import tarfile
 
+from helpers import ROOT
+
 APP_PY = '''\
 import json, os, sys
 from wsgiref.simple_server import make_server, WSGIRequestHandler
@@ -92,3 +94,48 @@ def artifact(path, version, requirements=DB_REQUIREMENTS, marker=""):
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
+
+
+START_COMMAND = "{{ blue_green_venv }}/bin/python {{ blue_green_release_dir }}/app.py {{ blue_green_port }}"
+
+
+def role_vars(sandbox, **overrides):
+    """blue_green variables that run this app, without a database, under the sandbox's
+    supervisor; `overrides` adds the app's name, root, artifact and router, or replaces any."""
+    sup = sandbox["services"]["supervisor"]
+    hv = {
+        "blue_green_requirements_file": "",
+        "blue_green_start_command": START_COMMAND,
+        "blue_green_process_manager": "supervisor",
+        "blue_green_supervisor_conf_dir": sup["programs_dir"],
+        "blue_green_supervisorctl": str(ROOT / ".venv/bin/supervisorctl"),
+        "blue_green_supervisor_config": sup["config"],
+        # The router checks /health (its own configuration); the gates use the app's path.
+        "blue_green_health_path": "/healthz",
+        "blue_green_ready_path": "",
+        "blue_green_version_field": "build.version",
+        "blue_green_database": {},
+        "blue_green_alembic": [],
+        "blue_green_backup": False,
+        "blue_green_start_timeout": 60,
+        "blue_green_gate_live": {"requests": 10, "concurrency": 2, "max_error_rate": 0.0},
+    }
+    hv.update(overrides)
+    return hv
+
+
+def local_vars():
+    """The connection of a simulated host: this machine, the checkout's Python."""
+    return {"ansible_connection": "local", "ansible_python_interpreter": str(ROOT / ".venv/bin/python")}
+
+
+def slot_vars(sandbox, slot_name):
+    """The colors and router of one sandbox haproxy slot."""
+    haproxy = sandbox["services"]["haproxy"]
+    slot = haproxy["slots"][slot_name]
+    return {
+        "blue_green_colors": {c: {"port": slot["servers"][c]} for c in ("blue", "green")},
+        "blue_green_haproxy_admin_socket": haproxy["admin_socket"],
+        "blue_green_haproxy_backend": slot["backend"],
+        "blue_green_router_url": f"http://127.0.0.1:{slot['port']}",
+    }
