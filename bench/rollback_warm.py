@@ -16,6 +16,7 @@ the router every 5 ms. For each round it prints:
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -59,7 +60,8 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--slot", default="s1")
     args = parser.parse_args()
-    info = json.loads((ROOT / ".sandbox" / "sandbox.json").read_text())
+    sandbox_dir = Path(os.environ.get("PRODREADY_SANDBOX_DIR", ROOT / ".sandbox"))
+    info = json.loads((sandbox_dir / "sandbox.json").read_text())
     haproxy, sup = info["services"]["haproxy"], info["services"]["supervisor"]
     slot = haproxy["slots"][args.slot]
     base = Path(tempfile.mkdtemp(prefix="bench-rollback-"))
