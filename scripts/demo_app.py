@@ -244,7 +244,7 @@ def reset(app: str = "sampleapp") -> None:
         subprocess.run(ctl + ["stop", f"{app}-{color}"], capture_output=True, check=False)
         (Path(sup["programs_dir"]) / f"{app}-{color}.conf").unlink(missing_ok=True)
         haproxy_cmd(info, f"set server {info['services']['haproxy']['backend']}/{color} state maint")
-    subprocess.run(ctl + ["update"], capture_output=True, check=False)
+    subprocess.run(ctl + ["update", f"{app}-blue", f"{app}-green"], capture_output=True, check=False)
     pg = info["services"]["postgres"]
     env = dict(os.environ, PGPASSWORD=info["secrets"]["postgres_superuser_password"])
 

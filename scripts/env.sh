@@ -8,6 +8,7 @@ export ANSIBLE_LOCAL_TEMP="$_pr_root/.ansible/tmp"
 export ANSIBLE_REMOTE_TEMP="$_pr_root/.ansible/tmp"
 export ANSIBLE_COLLECTIONS_PATH="$_pr_root/.build/collections"
 export ANSIBLE_CONFIG="$_pr_root/ansible.cfg"
+# By hand: molecule test -s <scenario>; make test gives each scenario .cache/molecule/<scenario>.
 export MOLECULE_EPHEMERAL_DIRECTORY="$_pr_root/.cache/molecule"
 export XDG_CACHE_HOME="${XDG_CACHE_HOME:-$_pr_root/.cache}"
 unset _pr_root

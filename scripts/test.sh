@@ -24,17 +24,25 @@ was_up=0
 scripts/sandbox status >/dev/null 2>&1 && was_up=1
 scripts/sandbox up || exit 1
 
-step "molecule (delegated driver against this machine)"
-for scenario in molecule/*/; do
-  scenario="$(basename "$scenario")"
-  molecule test -s "$scenario"; record "molecule $scenario" $?
-done
+# Molecule scenarios, one after the other, beside the pytest shards: each scenario has its own
+# app, app root and haproxy slot (blue_green s7, rollback s2), so they share nothing with the
+# tests. Their output is prefixed [molecule]; one status line per scenario goes to a file.
+run_molecule() {
+  for scenario in molecule/*/; do
+    scenario="$(basename "$scenario")"
+    # Each scenario its own working directory: molecule keeps a scenario's state there (a
+    # shared one would let one scenario's "prepared" skip the next one's prepare).
+    if MOLECULE_EPHEMERAL_DIRECTORY="$ROOT/.cache/molecule/$scenario" molecule test -s "$scenario"; then echo "ok      molecule $scenario"; else echo "FAILED  molecule $scenario"; fi >> "$1"
+  done
+}
 
-step "pytest: unit + integration"
+step "molecule (delegated driver against this machine) and pytest: unit + integration"
 # Two pytest processes side by side (the machine has 2 cores; most of a test's time is spent
 # waiting on ansible-playbook and the apps). Every integration file that deploys owns its own
 # haproxy slot; the files that share the demo's slot or the sandbox nginx run in shard 1 in
-# order, every other file goes to shard 2. PRODREADY_TEST_SHARDS=1 runs one process.
+# order, every other file goes to shard 2. PRODREADY_TEST_SHARDS=1 runs one process, after
+# the molecule scenarios.
+molecule_results="$(mktemp)"
 shard1=(tests/unit tests/integration/test_collection.py tests/integration/test_sample_app.py
         tests/integration/test_router_switch.py tests/integration/test_blue_green_nginx.py
         tests/integration/test_sandbox.py tests/integration/test_pg_backup.py
@@ -46,16 +54,20 @@ for f in tests/integration/test_*.py; do
   case " ${shard1[*]} " in *" $f "*) ;; *) shard2+=("$f") ;; esac
 done
 if [ "${PRODREADY_TEST_SHARDS:-2}" = "1" ]; then
+  run_molecule "$molecule_results"
   pytest tests/unit tests/integration ${PYTEST_ARGS:-}; record "pytest" $?
 else
   logs="$(mktemp -d)"
   set -o pipefail
+  run_molecule "$molecule_results" 2>&1 | sed -u 's/^/[molecule] /' &
+  pidm=$!
   PRODREADY_TEST_SHARD=0 pytest "${shard1[@]}" --durations=10 ${PYTEST_ARGS:-} 2>&1 \
     | sed -u 's/^/[shard 1] /' | tee "$logs/1" &
   pid1=$!
   PRODREADY_TEST_SHARD=1 pytest "${shard2[@]}" --durations=10 ${PYTEST_ARGS:-} 2>&1 \
     | sed -u 's/^/[shard 2] /' | tee "$logs/2" &
   pid2=$!
+  wait "$pidm"
   wait "$pid1"; record "pytest shard 1" $?
   wait "$pid2"; record "pytest shard 2" $?
   set +o pipefail
@@ -69,6 +81,11 @@ if [ "$was_up" -eq 0 ]; then
   step "sandbox down"
   scripts/sandbox down
 fi
+while read -r line; do
+  results+=("$line")
+  case "$line" in FAILED*) status=1 ;; esac
+done < "$molecule_results"
+rm -f "$molecule_results"
 step "summary"
 printf '%s\n' "${results[@]}"
 exit "$status"

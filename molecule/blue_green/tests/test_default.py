@@ -19,7 +19,7 @@ def test_state_records_the_live_release(host):
 
 
 def test_router_serves_the_release():
-    port = SANDBOX["services"]["haproxy"]["test_port"]
+    port = SANDBOX["services"]["haproxy"]["slots"]["s7"]["port"]
     body = requests.get(f"http://127.0.0.1:{port}/health", timeout=5).json()
     assert body["version"] == "1.0.0" and body["status"] == "healthy"
 
