@@ -158,8 +158,11 @@ def summarize_module(module, data):
         return event
     if module == "deploy_state":
         state = data.get("state") or {}
-        event = {"kind": "state", "live_color": state.get("live_color"), "versions": state.get("versions")}
-        event["text"] = "state: live %s, versions %s" % (state.get("live_color"), json.dumps(state.get("versions")))
+        event = {"kind": "state", "live_color": state.get("live_color"), "live_version": state.get("live_version"),
+                 "previous_version": state.get("previous_version")}
+        event["text"] = "state: live %s (%s)%s" % (
+            state.get("live_version") or "nothing", state.get("live_color") or "no color",
+            ", previous %s" % state["previous_version"] if state.get("previous_version") else "")
         return event
     return None
 

@@ -57,6 +57,11 @@ def test_module_name(action, expected):
      "preflight FAILED: 14 ok, 1 warn, 1 fail; env JWT_SECRET_KEY: still a placeholder"),
     ("deploy_lock", {"acquired": True, "holder": {"owner": "alice", "pid": 1}},
      "lock", {"acquired": True, "owner": "alice"}, "deploy lock taken"),
+    ("deploy_state", {"state": {"live_color": "green", "live_version": "1.1.0", "previous_version": "1.0.0",
+                                "history": ["1.0.0", "1.1.0"]}, "audit_line": {"action": "deploy"}},
+     "state", {"live_color": "green", "live_version": "1.1.0", "previous_version": "1.0.0"},
+     "state: live 1.1.0 (green), previous 1.0.0"),
+    ("deploy_state", {"state": {}}, "state", {"live_version": None}, "state: live nothing (no color)"),
 ])
 def test_summarize_module_keeps_only_whitelisted_fields(module, data, kind, fields, text):
     event = dr.summarize_module(module, data)
