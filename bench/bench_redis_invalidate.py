@@ -107,8 +107,8 @@ def count_keys(r, pattern):
     return _redis.scan_count(r, pattern, 5000)
 
 
-def run_ours(r, params):
-    return _redis.scan_unlink(r, PATTERN, 1000)
+def run_ours(r, params, budget_ms=_redis.DEFAULT_BUDGET_MS):
+    return _redis.scan_unlink(r, PATTERN, 1000, budget_ms=budget_ms)
 
 
 def run_naive(r):
@@ -183,6 +183,8 @@ def main():
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--raw", action="store_true", help="also run the fallback without scripting")
     parser.add_argument("--extra", action="store_true", help="also run raw, ours-pipe and py-naive")
+    parser.add_argument("--budget-ms", type=float, default=_redis.DEFAULT_BUDGET_MS,
+                        help="ours: the time one script call may hold Redis (the module's default: %(default)s)")
     opts = parser.parse_args()
 
     info = sandbox_script.load()
@@ -202,7 +204,7 @@ def main():
     tmpdir = ROOT / ".bench-tmp"
     tmpdir.mkdir(exist_ok=True)
     results = {"ours": [], "raw": [], "ours-pipe": [], "redis-cli": [], "py-naive": []}
-    methods = [("ours", lambda: run_ours(r, params)), ("redis-cli", lambda: run_redis_cli(params))]
+    methods = [("ours", lambda: run_ours(r, params, opts.budget_ms)), ("redis-cli", lambda: run_redis_cli(params))]
     if opts.raw or opts.extra:
         methods.insert(1, ("raw", lambda: _redis.scan_unlink_raw(r, PATTERN, 1000)))
     if opts.extra:
