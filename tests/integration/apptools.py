@@ -80,3 +80,32 @@ def retire_test_slot_app(sandbox, app, root, backend=None):
         demo_app.haproxy_cmd(sandbox, f"set server {backend}/{color} state maint")
     # Only this app's programs: a bare `update` would also act on other tests' new programs.
     subprocess.run(ctl + ["update", f"{app}-blue", f"{app}-green"], capture_output=True, check=False)
+
+
+def private_nginx_conf(prefix, include, port, next_upstream=False):
+    """nginx.conf of a private nginx under `prefix` (with logs/ and tmp/ in it) that listens on
+    `port` and proxies, keep-alive, to the upstream `app_live` of the file `include`."""
+    retry = "\n            proxy_next_upstream error timeout;" if next_upstream else ""
+    return """user root;
+worker_processes 1;
+pid %(d)s/nginx.pid;
+error_log %(d)s/logs/error.log warn;
+events { worker_connections 256; }
+http {
+    access_log off;
+    client_body_temp_path %(d)s/tmp/body;
+    proxy_temp_path %(d)s/tmp/proxy;
+    fastcgi_temp_path %(d)s/tmp/fastcgi;
+    uwsgi_temp_path %(d)s/tmp/uwsgi;
+    scgi_temp_path %(d)s/tmp/scgi;
+    include %(inc)s;
+    server {
+        listen 127.0.0.1:%(port)d;
+        location / {
+            proxy_pass http://app_live;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";%(retry)s
+        }
+    }
+}
+""" % dict(d=prefix, inc=include, port=port, retry=retry)

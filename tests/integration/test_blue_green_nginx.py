@@ -16,7 +16,7 @@ import pytest
 import redis
 
 import demo_app
-from apptools import create_app_db, drop_db, free_port, retire_test_slot_app, superuser_conn
+from apptools import create_app_db, drop_db, free_port, private_nginx_conf, retire_test_slot_app, superuser_conn
 from bluegreen_tools import (REDIS_DB, LoadLoop, db_revision, deploy, host_vars, recap, served_version,
                              write_inventory)
 from helpers import ROOT
@@ -25,30 +25,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("blue_green_nginx")]
 
 APP = "bgnginx"
 PREFIX = "bgn_"
-NGINX_CONF = """user root;
-worker_processes 1;
-pid %(d)s/nginx.pid;
-error_log %(d)s/logs/error.log warn;
-events { worker_connections 256; }
-http {
-    access_log off;
-    client_body_temp_path %(d)s/tmp/body;
-    proxy_temp_path %(d)s/tmp/proxy;
-    fastcgi_temp_path %(d)s/tmp/fastcgi;
-    uwsgi_temp_path %(d)s/tmp/uwsgi;
-    scgi_temp_path %(d)s/tmp/scgi;
-    include %(d)s/upstream.conf;
-    server {
-        listen 127.0.0.1:%(port)d;
-        location / {
-            proxy_pass http://app_live;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_next_upstream error timeout;
-        }
-    }
-}
-"""
 
 
 def start_nginx(prefix, ports):
@@ -57,7 +33,7 @@ def start_nginx(prefix, ports):
         (prefix / sub).mkdir()
     (prefix / "upstream.conf").write_text("upstream app_live {\n    server 127.0.0.1:%d;\n}\n" % ports["blue"])
     conf = prefix / "nginx.conf"
-    conf.write_text(NGINX_CONF % dict(d=prefix, port=port))
+    conf.write_text(private_nginx_conf(prefix, prefix / "upstream.conf", port, next_upstream=True))
     subprocess.run(["nginx", "-p", str(prefix), "-c", str(conf)], check=True)
     return port, conf
 

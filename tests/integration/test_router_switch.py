@@ -19,6 +19,7 @@ import time
 import pytest
 import yaml
 
+from apptools import private_nginx_conf
 from helpers import run_module, run_playbook
 
 from ansible_collections.prodready.deploy.plugins.modules import router_switch
@@ -214,29 +215,7 @@ def nginx(colors, tmp_path):
         include.write_text("upstream app_live {\n    server %s;\n    keepalive 16;\n}\n"
                            % servers["blue"])
         conf = tmp_path / "nginx.conf"
-        conf.write_text("""user root;
-worker_processes 1;
-pid %(d)s/nginx.pid;
-error_log %(d)s/logs/error.log warn;
-events { worker_connections 256; }
-http {
-    access_log off;
-    client_body_temp_path %(d)s/tmp/body;
-    proxy_temp_path %(d)s/tmp/proxy;
-    fastcgi_temp_path %(d)s/tmp/fastcgi;
-    uwsgi_temp_path %(d)s/tmp/uwsgi;
-    scgi_temp_path %(d)s/tmp/scgi;
-    include %(inc)s;
-    server {
-        listen 127.0.0.1:%(port)d;
-        location / {
-            proxy_pass http://app_live;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-        }
-    }
-}
-""" % dict(d=tmp_path, inc=include, port=front))
+        conf.write_text(private_nginx_conf(tmp_path, include, front))
         subprocess.run(["nginx", "-p", str(tmp_path), "-c", str(conf)], check=True)
         started.append(tmp_path / "nginx.pid")
         wait_port(front, "nginx")
