@@ -80,7 +80,7 @@ def test_a_failing_batch_switches_the_earlier_batches_back(fleet, failed_rollout
         assert (st["live_version"], st["live_color"]) == ("1.0.0", "blue"), st
         assert st["last_failure"]["phase"] == "fleet" and "h3 failed in phase release" in st["last_failure"]["reason"]
     assert read_state(fleet["roots"]["h3"])["live_version"] == "1.0.0"
-    assert recap(out)["h3"]["failed"] == 1
+    assert recap(failed_rollout.output)["h3"]["failed"] == 1
 
 
 def test_the_fleet_rerun_of_the_live_version_changes_nothing(fleet, failed_rollout):
