@@ -364,10 +364,7 @@ def run_haproxy(module, api=None, monotonic=time.monotonic, sleep=time.sleep):
             return dict(result, changed=False)
         if module.check_mode:
             return dict(result, changed=True, backup_server=None)
-        apply_backups(module, api, backend, before, backups, None)
-        after = api.states(backend)
-        return dict(result, changed=True, servers_state=after,
-                    backup_server=backup_info(_haproxy.split_backups(after)[1]))
+        return dict(result, changed=True, **apply_backups(module, api, backend, before, backups, None))
     if module.check_mode:
         return dict(result, changed=True)
 
@@ -394,10 +391,8 @@ def run_haproxy(module, api=None, monotonic=time.monotonic, sleep=time.sleep):
     switch_ms = round((monotonic() - started) * 1000.0, 1)
     previous = result["previous_live"]
     keep = previous if params["keep_previous_as_backup"] and previous not in (None, live) else None
-    apply_backups(module, api, backend, before, backups, keep)
-    after = api.states(backend)
-    return dict(result, changed=True, switch_ms=switch_ms, servers_state=after,
-                backup_server=backup_info(_haproxy.split_backups(after)[1]))
+    return dict(result, changed=True, switch_ms=switch_ms,
+                **apply_backups(module, api, backend, before, backups, keep))
 
 
 def backup_info(backups):
@@ -409,7 +404,8 @@ def backup_info(backups):
 
 
 def apply_backups(module, api, backend, colors, backups, keep):
-    """Leave backup_name(keep) (None: no runtime backup server at all) in `backend`, ready.
+    """Leave backup_name(keep) (None: no runtime backup server at all) in `backend`, ready;
+    returns the result's servers_state and backup_server as they are afterwards.
 
     A backup server is a safety net, not the switch: when haproxy refuses to add or delete
     one, a warning says so and the switch stands."""
@@ -422,18 +418,19 @@ def apply_backups(module, api, backend, colors, backups, keep):
                         % (backend, name, refused))
     if enable:
         api.set_state(backend, _haproxy.backup_name(keep), "ready")
-    if add:
-        address = colors.get(keep, {}).get("address")
-        if not address:
-            module.warn("router_switch: haproxy did not report the address of %s/%s, no backup "
-                        "server was added" % (backend, keep))
-            return
+    address = colors.get(keep, {}).get("address") if add else None
+    if add and not address:
+        module.warn("router_switch: haproxy did not report the address of %s/%s, no backup "
+                    "server was added" % (backend, keep))
+    elif add:
         try:
             api.add_backup(backend, _haproxy.backup_name(keep), address)
         except ProdreadyError as exc:
             module.warn("router_switch: %s; the switch is done, without a backup server "
                         "(keep_previous_as_backup needs haproxy 2.4 or later and a backend with "
                         "a dynamic balance algorithm)" % exc)
+    after = api.states(backend)
+    return dict(servers_state=after, backup_server=backup_info(_haproxy.split_backups(after)[1]))
 
 
 # ---------------------------------------------------------------- nginx
