@@ -406,9 +406,35 @@ class Supervisor(Service):
     def ready(self) -> bool:
         return self.ctl("pid", check=False).stdout.strip().isdigit()
 
+    def set_aside_stale_programs(self) -> None:
+        """Move program files whose directory or log directory is gone to programs/stale.
+
+        supervisord refuses to start at all when one included program names a log
+        directory that no longer exists, which is what an interrupted test run leaves
+        behind (its tmp directory is removed, its program file stays)."""
+        programs = self.dir / "programs"
+        for conf in sorted(programs.glob("*.conf")):
+            missing = []
+            for line in conf.read_text(errors="replace").splitlines():
+                key, sep, value = line.partition("=")
+                key, value = key.strip(), value.strip()
+                if not sep or not value:
+                    continue
+                if key == "directory" and not Path(value).is_dir():
+                    missing.append(value)
+                elif key.endswith("_logfile") and value.startswith("/") \
+                        and not Path(value).parent.is_dir():
+                    missing.append(str(Path(value).parent))
+            if missing:
+                stale = programs / "stale"
+                stale.mkdir(exist_ok=True)
+                conf.replace(stale / conf.name)
+                log(f"supervisor: {conf.name} set aside to {stale}: {', '.join(missing)} no longer exists")
+
     def start(self) -> None:
         (self.dir / "programs").mkdir(parents=True, exist_ok=True)
         (self.dir / "logs").mkdir(parents=True, exist_ok=True)
+        self.set_aside_stale_programs()
         sock = self.dir / "supervisor.sock"
         write_private(self.conf(), "\n".join([
             "[unix_http_server]",
