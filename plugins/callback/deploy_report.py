@@ -124,10 +124,17 @@ def summarize_module(module, data):
             latency.get("p95", "?"), "" if data.get("passed") or not data.get("reason") else " (%s)" % data["reason"])
         return event
     if module == "redis_cache_check":
-        event = _pick(data, ("passed", "reason", "hit_ratio", "ping_ms", "evicted_keys", "deleted"))
+        event = _pick(data, ("passed", "reason", "hit_ratio", "hits", "misses", "ping_ms", "evicted_keys", "deleted"))
         event.update(kind="gate", gate="redis_cache_check")
-        event["text"] = "cache gate %s%s" % ("passed" if data.get("passed", True) else "FAILED",
-                                             ": %s" % data["reason"] if data.get("reason") else "")
+        measured = []
+        if data.get("hit_ratio") is not None:
+            measured.append("hit ratio %s over %s lookups" % (
+                _percent(data["hit_ratio"]), (data.get("hits") or 0) + (data.get("misses") or 0)))
+        if data.get("ping_ms") is not None:
+            measured.append("ping %s ms" % data["ping_ms"])
+        event["text"] = "cache gate %s%s%s" % ("passed" if data.get("passed", True) else "FAILED",
+                                               ": %s" % ", ".join(measured) if measured else "",
+                                               " (%s)" % data["reason"] if data.get("reason") else "")
         return event
     if module == "router_switch":
         event = _pick(data, ("previous_live", "live", "switch_ms", "reloaded"))
@@ -188,6 +195,19 @@ def _fact_events(data):
     return events
 
 
+def failure_message(data):
+    """The failure's own words: for a looped task (ansible's "One or more items failed"), the
+    message of its first failed item, with the item count when more than one failed."""
+    msg = to_text(data.get("msg") or "failed")
+    items = data.get("results") if isinstance(data.get("results"), list) else []
+    failed = [item for item in items if isinstance(item, dict) and item.get("failed")]
+    if failed and not failed[0].get("_ansible_no_log"):
+        msg = to_text(failed[0].get("msg") or msg)
+        if len(failed) > 1:
+            msg += " (and %d more failed items)" % (len(failed) - 1)
+    return msg
+
+
 def events_from_result(action, task_name, data, status):
     """Report events of one task result.
 
@@ -224,9 +244,9 @@ def events_from_result(action, task_name, data, status):
         if event is not None:
             events.append(event)
     if status in ("failed", "ignored"):
-        events.append({"kind": "failure", "msg": to_text(data.get("msg") or "failed"),
-                       "text": "%s%s: %s" % ("ignored failure in " if status == "ignored" else "failed: ",
-                                             task_name, to_text(data.get("msg") or "failed"))})
+        msg = failure_message(data)
+        events.append({"kind": "failure", "msg": msg,
+                       "text": "%s%s: %s" % ("ignored failure in " if status == "ignored" else "failed: ", task_name, msg)})
     for event in events:
         event.setdefault("module", module)
         event["task"] = task_name

@@ -10,6 +10,7 @@ import os
 import socket
 import stat
 import subprocess
+import threading
 import uuid
 from pathlib import Path
 
@@ -156,10 +157,26 @@ def pgpass(sandbox, tmp_path, dbname):
             "PGDATABASE": dbname, "PGPASSFILE": str(path)}
 
 
-def test_runbook_004_weeks_1_and_2_pass(app, sandbox, fresh_db, tmp_path):
-    hostvars = dict(app.host_vars(tmp_path), po_app_url=app.url, po_admin_token=ADMIN_TOKEN,
-                    po_soak_seconds=0, po_psql_environment=pgpass(sandbox, tmp_path, fresh_db["name"]))
-    inventory = write_inventory(tmp_path, {"web1": hostvars})
+def index_count(sandbox, tmp_path, dbname):
+    query = "SELECT count(*) FROM pg_indexes WHERE tablename = 'purchase_orders' AND indexname LIKE 'idx_po_%'"
+    done = subprocess.run(["psql", "-X", "-A", "-t", "-c", query], env=dict(os.environ, **pgpass(sandbox, tmp_path, dbname)),
+                          capture_output=True, text=True, check=True)
+    return int(done.stdout.strip())
+
+
+def po_vars(app, sandbox, fresh_db, tmp_path, app_python, release):
+    """The example stage file's variables for this test's app, database and release."""
+    return dict(app.host_vars(tmp_path), po_app_url=app.url, po_admin_token=ADMIN_TOKEN, po_soak_seconds=0,
+                po_psql_environment=pgpass(sandbox, tmp_path, fresh_db["name"]), po_app_dir=str(release),
+                po_app_python=str(app_python), po_database_url=fresh_db["url"])
+
+
+def test_runbook_004_weeks_1_and_2_pass(app, sandbox, fresh_db, tmp_path, app_python, release_dir):
+    release = release_dir("1.0.0", "base")
+    down = alembic(app_python, release, fresh_db["url"], "downgrade", "0001")  # before week 1
+    assert down.returncode == 0, down.stderr
+    assert index_count(sandbox, tmp_path, fresh_db["name"]) == 0
+    inventory = write_inventory(tmp_path, {"web1": po_vars(app, sandbox, fresh_db, tmp_path, app_python, release)})
     before = app.env_file.read_text()
 
     proc = run_playbook(PLAYBOOK, inventory=inventory, extra_vars={
@@ -167,7 +184,10 @@ def test_runbook_004_weeks_1_and_2_pass(app, sandbox, fresh_db, tmp_path):
     out = proc.flat
     assert proc.returncode == 0, out
     assert ADMIN_TOKEN not in out
+    assert sandbox["secrets"]["app_db_password"] not in out
 
+    # Week 1 ran the index migration; the gate counted the five indexes.
+    assert index_count(sandbox, tmp_path, fresh_db["name"]) == 5
     # The restarted app reads the week-2 flags; week 3's are not applied.
     flags = app.flags()
     assert flags["ENABLE_PO_QUERY_OPTIMIZATION"] == "true"
@@ -182,12 +202,14 @@ def test_runbook_004_weeks_1_and_2_pass(app, sandbox, fresh_db, tmp_path):
     assert stat.S_IMODE(log.stat().st_mode) == 0o600
     entries = audit_lines(log)
     assert [(e["stage"], e["action"]) for e in entries] == [
+        ("week-1-indexes", "migrate"),
         ("week-1-indexes", "gate-pass"),
         ("week-2-query-optimization", "apply"),
         ("week-2-query-optimization", "gate-pass"),
     ]
+    assert entries[0]["result"].startswith("0001 -> 0002")
     assert all(e["host"] == "web1" and e["time"].endswith("Z") and e["user"] for e in entries)
-    assert entries[1]["flags"] == {"ENABLE_PO_QUERY_OPTIMIZATION": True, "ENABLE_PERFORMANCE_MONITORING": True}
+    assert entries[2]["flags"] == {"ENABLE_PO_QUERY_OPTIMIZATION": True, "ENABLE_PERFORMANCE_MONITORING": True}
 
     # Week 2 again (the weekly command re-run): nothing changes, nothing restarts, no audit line.
     pid = app.ctl("pid", app.name).stdout.strip()
@@ -197,23 +219,104 @@ def test_runbook_004_weeks_1_and_2_pass(app, sandbox, fresh_db, tmp_path):
     assert again.returncode == 0, again.stdout + again.stderr
     assert "changed=0" in again.stdout
     assert app.ctl("pid", app.name).stdout.strip() == pid
-    assert len(audit_lines(log)) == 3
+    assert len(audit_lines(log)) == 4
 
 
-def test_week_1_gate_fails_when_the_indexes_are_missing(app, sandbox, fresh_db, tmp_path, app_python,
-                                                        release_dir):
-    release = release_dir("1.0.0", "base")
-    down = alembic(app_python, release, fresh_db["url"], "downgrade", "0001")  # runbook 004-09
-    assert down.returncode == 0, down.stderr
-    hostvars = dict(app.host_vars(tmp_path), po_app_url=app.url, po_admin_token=ADMIN_TOKEN,
-                    po_soak_seconds=0, po_psql_environment=pgpass(sandbox, tmp_path, fresh_db["name"]))
+def test_runbook_004_week_3_caching_gates_on_the_cache_hit_ratio(app, sandbox, fresh_db, tmp_path, app_python, release_dir):
+    """Week 3 as shipped: caching flags, restart, health + bearer metrics gates, and a hit ratio
+    over 60 % measured from Redis INFO deltas while readers load the cached endpoint."""
+    svc = sandbox["services"]["redis"]
+    password = sandbox["secrets"]["redis_password"]
+    seeded = subprocess.run(
+        ["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c",
+         "INSERT INTO companies (name) VALUES ('buyer'), ('seller'); INSERT INTO products (name) VALUES ('widget'); "
+         "INSERT INTO purchase_orders (buyer_company_id, seller_company_id, product_id, quantity, status) "
+         "SELECT min(c.id), max(c.id), (SELECT min(id) FROM products), 3, 'open' FROM companies c RETURNING id"],
+        env=dict(os.environ, **pgpass(sandbox, tmp_path, fresh_db["name"])), capture_output=True, text=True)
+    assert seeded.returncode == 0, seeded.stderr
+    po_url = "%s/api/purchase-orders/%s" % (app.url, seeded.stdout.split()[0])
+    assert requests.get(po_url, timeout=5).status_code == 200
+    hostvars = dict(po_vars(app, sandbox, fresh_db, tmp_path, app_python, release_dir("1.0.0", "base")),
+                    po_cache_window=3, flag_rollout_redis_host=svc["host"], flag_rollout_redis_port=svc["port"],
+                    flag_rollout_redis_password=password)
     inventory = write_inventory(tmp_path, {"web1": hostvars})
+
+    stop = threading.Event()
+    served = []
+
+    def reader():
+        with requests.Session() as session:
+            while not stop.is_set():
+                try:
+                    served.append(session.get(po_url, timeout=2).status_code)
+                except requests.RequestException:
+                    stop.wait(0.05)  # the app restarts during the stage
+
+    readers = [threading.Thread(target=reader, daemon=True) for dummy in range(2)]
+    for thread in readers:
+        thread.start()
+    try:
+        proc = run_playbook(PLAYBOOK, inventory=inventory, extra_vars={
+            "flag_rollout_stages_file": str(EXAMPLE), "flag_rollout_from": "week-3-caching"})
+    finally:
+        stop.set()
+        for thread in readers:
+            thread.join(5)
+    out = proc.flat
+    assert proc.returncode == 0, out
+    assert password not in out and ADMIN_TOKEN not in out
+    assert served.count(200) > 100
+
+    flags = app.flags()
+    assert flags["ENABLE_PO_CACHING"] == "true" and flags["ENABLE_CACHE_METRICS"] == "true"
+    assert app.env_file.read_text().count("ENABLE_PO_CACHING") == 1  # the duplicate went with the change
+    entries = audit_lines(tmp_path / "audit.log")
+    assert [(e["stage"], e["action"]) for e in entries] == [("week-3-caching", "apply"), ("week-3-caching", "gate-pass")]
+    report = json.loads(sorted((ROOT / ".reports").glob("deploy-report-*.json"), key=os.path.getmtime)[-1].read_text())
+    cache_gates = [e for e in report["hosts"]["web1"]["events"] if e.get("gate") == "redis_cache_check"]
+    assert len(cache_gates) == 1, report["hosts"]["web1"]["events"]
+    assert cache_gates[0]["passed"] and cache_gates[0]["hit_ratio"] > 0.6
+    assert cache_gates[0]["text"].startswith("cache gate passed: hit ratio ")
+
+
+def test_week_1_gate_fails_when_an_index_is_missing(app, sandbox, fresh_db, tmp_path, app_python, release_dir):
+    # The database is at 0002 already (the deploy migrated it): the stage's migration is a no-op,
+    # and an index dropped by hand since is what the count gate catches.
+    release = release_dir("1.0.0", "base")
+    env = dict(os.environ, **pgpass(sandbox, tmp_path, fresh_db["name"]))
+    dropped = subprocess.run(["psql", "-X", "-c", "DROP INDEX idx_po_status"], env=env, capture_output=True, text=True)
+    assert dropped.returncode == 0, dropped.stderr
+    inventory = write_inventory(tmp_path, {"web1": po_vars(app, sandbox, fresh_db, tmp_path, app_python, release)})
     proc = run_playbook(PLAYBOOK, inventory=inventory, extra_vars={
         "flag_rollout_stages_file": str(EXAMPLE), "flag_rollout_until": "week-1-indexes"})
     out = proc.flat
     assert proc.returncode != 0
-    assert 'five idx_po_* indexes on purchase_orders: output "0" != expected "5"' in out
+    assert 'five idx_po_* indexes on purchase_orders: output "4" != expected "5"' in out
+    assert "database downgraded" not in out  # the stage moved nothing: nothing to move back
     assert sandbox["secrets"]["app_db_password"] not in out
+    assert [e["action"] for e in audit_lines(tmp_path / "audit.log")] == ["gate-fail", "revert"]
+
+
+def test_week_1_failing_gate_downgrades_the_migration_it_ran(app, sandbox, fresh_db, tmp_path, app_python, release_dir):
+    release = release_dir("1.0.0", "base")
+    down = alembic(app_python, release, fresh_db["url"], "downgrade", "0001")
+    assert down.returncode == 0, down.stderr
+    hostvars = po_vars(app, sandbox, fresh_db, tmp_path, app_python, release)
+    hostvars["po_app_url"] = "http://127.0.0.1:9"  # nothing listens: the health gate fails
+    hostvars["flag_rollout_health_url"] = app.url + "/health"  # the revert's own check: the real app
+    inventory = write_inventory(tmp_path, {"web1": hostvars})
+    proc = run_playbook(PLAYBOOK, inventory=inventory, extra_vars={
+        "flag_rollout_stages_file": str(EXAMPLE), "flag_rollout_until": "week-1-indexes",
+        "flag_rollout_health_wait_timeout": 1})
+    out = proc.flat
+    assert proc.returncode != 0, out
+    assert "stage 'week-1-indexes' gate failed: web1: health_gate http://127.0.0.1:9/health" in out
+    assert "reverted stage(s) week-1-indexes; database downgraded 0002 -> 0001" in out
+    assert index_count(sandbox, tmp_path, fresh_db["name"]) == 0
+    assert sandbox["secrets"]["app_db_password"] not in out
+    entries = audit_lines(tmp_path / "audit.log")
+    assert [e["action"] for e in entries] == ["migrate", "gate-fail", "revert"]
+    assert "database downgraded 0002 -> 0001" in entries[2]["result"]
 
 
 def test_failing_gate_reverts_every_stage_of_the_run(app, tmp_path):
@@ -290,6 +393,31 @@ def test_bad_selection_is_refused_before_anything_changes(tmp_path, selection, m
         "flag_rollout_audit_log": str(tmp_path / "audit.log")}})
     proc = run_playbook(PLAYBOOK, inventory=inventory,
                         extra_vars=dict(selection, flag_rollout_stages=plain_stages("abc")))
+    assert proc.returncode != 0
+    assert message in proc.flat
+    assert env_file.read_text() == "KEEP=1\n"
+    assert not (tmp_path / "audit.log").exists()
+
+
+@pytest.mark.parametrize("stage, message", [
+    ({"gates": {"health_gate": {"url": "http://127.0.0.1:9/", "p95": 500}}},
+     "stage 'a': health_gate has unknown option(s) p95 (it takes url, urls,"),
+    ({"gates": {"redis_cache_check": [{"min_hit_ratio": 0.6}, {"flush": True}]}},
+     "stage 'a': redis_cache_check has unknown option(s) flush"),
+    ({"gates": {"command": {"name": "no argv"}}}, "stage 'a': command needs argv"),
+    ({"gates": {"health_gate": "http://127.0.0.1:9/"}}, "stage 'a': health_gate must be a dict of options"),
+    ({"migrate": {"project_path": "/srv/app", "revert": "restore"}},
+     "stage 'a': migrate.revert must be none or downgrade (got \"restore\")"),
+    ({"migrate": {"revision": "head"}}, "stage 'a': migrate needs project_path or config"),
+])
+def test_bad_gate_or_migrate_options_are_refused_before_anything_changes(tmp_path, stage, message):
+    env_file = tmp_path / "app.env"
+    env_file.write_text("KEEP=1\n")
+    inventory = write_inventory(tmp_path, {"web1": {
+        "flag_rollout_env_file": str(env_file), "flag_rollout_process_manager": "none",
+        "flag_rollout_audit_log": str(tmp_path / "audit.log")}})
+    stages = [dict(plain_stages("a")[0], **stage)] + plain_stages("b")
+    proc = run_playbook(PLAYBOOK, inventory=inventory, extra_vars={"flag_rollout_stages": stages})
     assert proc.returncode != 0
     assert message in proc.flat
     assert env_file.read_text() == "KEEP=1\n"

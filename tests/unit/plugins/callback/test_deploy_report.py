@@ -40,8 +40,11 @@ def test_module_name(action, expected):
      "health gate FAILED: 20 samples, error rate 50.0%, p95 12.5 ms (error rate 50.0% > 1.0%)"),
     ("health_gate", {"passed": True, "reason": "", "samples": 5, "error_rate": 0.0, "latency_ms": {"p95": 1.0}},
      "gate", {"passed": True}, "health gate passed: 5 samples, error rate 0.0%, p95 1.0 ms"),
-    ("redis_cache_check", {"passed": False, "reason": "hit ratio 10.0% < 60.0%", "hit_ratio": 0.1, "version": "7"},
-     "gate", {"gate": "redis_cache_check", "hit_ratio": 0.1}, "cache gate FAILED: hit ratio 10.0% < 60.0%"),
+    ("redis_cache_check", {"passed": False, "reason": "hit ratio 10.0% < 60.0%", "hit_ratio": 0.1, "hits": 20,
+                           "misses": 180, "version": "7"},
+     "gate", {"gate": "redis_cache_check", "hit_ratio": 0.1}, "cache gate FAILED: hit ratio 10.0% over 200 lookups (hit ratio 10.0% < 60.0%)"),
+    ("redis_cache_check", {"passed": True, "reason": "", "hit_ratio": None, "ping_ms": 0.4},
+     "gate", {"gate": "redis_cache_check", "passed": True}, "cache gate passed: ping 0.4 ms"),
     ("router_switch", {"live": "green", "previous_live": "blue", "switch_ms": 3.1, "servers_state": {}},
      "router_switch", {"live": "green", "previous_live": "blue"}, "router blue -> green in 3.1 ms"),
     ("feature_flag", {"previous": {"A": "0", "B": None, "C": "x"}, "current": {"A": "1", "B": "true", "C": "x"},
@@ -72,6 +75,24 @@ def test_summarize_module_keeps_only_whitelisted_fields(module, data, kind, fiel
     # Bulky or internal fields never reach the report.
     for key in ("manifest", "executed_commands", "sql", "first_failure", "diff", "servers_state", "version", "table", "checks"):
         assert key not in event
+
+
+@pytest.mark.parametrize("data, expected", [
+    ({"msg": "One or more items failed", "results": [
+        {"failed": False, "msg": "All assertions passed"},
+        {"failed": True, "msg": "stage 'a': health_gate has unknown option(s) p95"}]},
+     "stage 'a': health_gate has unknown option(s) p95"),
+    ({"msg": "One or more items failed", "results": [{"failed": True, "msg": "first"}, {"failed": True, "msg": "second"}]},
+     "first (and 1 more failed items)"),
+    ({"msg": "One or more items failed", "results": [{"failed": True, "msg": "s3cret", "_ansible_no_log": True}]},
+     "One or more items failed"),
+    ({"msg": "plain failure"}, "plain failure"),
+    ({}, "failed"),
+])
+def test_failure_message_of_a_looped_task_is_its_first_failed_item(data, expected):
+    assert dr.failure_message(data) == expected
+    events = dr.events_from_result("ansible.builtin.assert", "Check", data, "failed")
+    assert events[-1]["kind"] == "failure" and events[-1]["msg"] == expected
 
 
 def test_unknown_module_is_not_summarized():
