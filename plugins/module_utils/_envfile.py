@@ -293,6 +293,12 @@ def can_write(value, quote, keep_style=False):
     return True
 
 
+# Control characters a double-quoted value is written with as escapes (read back by
+# _unescape), so that a value read from `A="a\tb"` is written back as the same bytes.
+_DQ_WRITE_ESCAPES = ((u"\t", u"\\t"), (u"\r", u"\\r"), (u"\a", u"\\a"), (u"\b", u"\\b"),
+                     (u"\f", u"\\f"), (u"\v", u"\\v"))
+
+
 def choose_quote(value, preferred=None):
     """The quote style to write `value` with: `preferred` (the style of the line it
     replaces) when it can hold the value, else the plainest style that can (none, single,
@@ -311,7 +317,10 @@ def quote_value(value, quote):
         return value
     if quote == QUOTE_SINGLE:
         return u"'" + value + u"'"
-    return u'"' + value.replace(u"\\", u"\\\\").replace(u'"', u'\\"') + u'"'
+    escaped = value.replace(u"\\", u"\\\\").replace(u'"', u'\\"')
+    for char, escape in _DQ_WRITE_ESCAPES:
+        escaped = escaped.replace(char, escape)
+    return u'"' + escaped + u'"'
 
 
 def _assignment_line(template, name, value, eol):

@@ -99,14 +99,19 @@ options:
         hash has no expiry yet.
       - When omitted, keys written by this task do not expire (a plain C(SET)), and the expiry
         of an unchanged key or of the hash is left as it is.
-    type: int
+      - A dict gives each flag its own expiry (flag name to seconds); flags it does not name
+        do not expire. Per-flag expiries need O(key_prefix); with O(hash_key) the values must
+        all be the same (Redis expires the hash as a whole).
+    type: raw
 notes:
   - Check mode reports what would change (with the diff) and writes nothing.
   - "In diff mode (C(--diff)) only the lines of the file that change are shown, never the
     rest of the file, which often holds secrets such as a database URL."
-  - Removing a flag and then restoring it with RV(previous) adds it back at the end of the
-    file; changing a value and restoring it gives the original bytes back (duplicates of the
-    flag aside, which stay removed).
+  - Changing a value and restoring it with RV(previous) gives the original bytes back
+    (duplicates of the flag aside, which stay removed), with two exceptions where only the
+    value is restored. A flag that was removed comes back at the end of the file. An unquoted
+    line that had to be quoted for the new value (C(U=plain) set to C(two words)) keeps its
+    quotes on the way back (C(U='plain')), which the app reads as the same value.
   - "Values are reported as written: C(${VAR}) references are not expanded."
   - The TTL of Redis keys is not part of RV(previous); a revert restores values only.
 requirements:
@@ -270,7 +275,7 @@ def argument_spec():
         backup=dict(type="bool", default=False),
         key_prefix=dict(type="str", no_log=False),
         hash_key=dict(type="str", no_log=False),
-        ttl=dict(type="int"),
+        ttl=dict(type="raw"),
     )
     spec.update(redis_connection_argument_spec())
     return spec
@@ -287,9 +292,43 @@ def check_options(params):
     else:
         if params.get("path") is not None:
             raise ProdreadyError("path applies to backend=env_file only, not to backend=redis")
-        if params.get("ttl") is not None and params["ttl"] <= 0:
-            raise ProdreadyError("ttl must be a number of seconds greater than 0, got %s"
-                                 % params["ttl"])
+        flag_ttls(params.get("ttl"), list(params.get("flags") or {}), params.get("hash_key") is not None)
+
+
+def _seconds(value, what):
+    """`value` as a whole number of seconds > 0, or ProdreadyError naming `what`."""
+    if isinstance(value, bool):
+        value = None
+    try:
+        seconds = int(value)
+        if seconds != float(value):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise ProdreadyError("%s must be a whole number of seconds greater than 0, got %r" % (what, value))
+    if seconds <= 0:
+        raise ProdreadyError("%s must be a number of seconds greater than 0, got %s" % (what, seconds))
+    return seconds
+
+
+def flag_ttls(ttl, names, hash_mode):
+    """Per-flag expiry: name -> seconds or None, from O(ttl) (None, a number, or a dict).
+
+    A dict may only name flags of the task; with a hash key its values must agree, since a
+    hash expires as a whole (Redis before 7.4)."""
+    if ttl is None or ttl == "":
+        return dict((name, None) for name in names)
+    if not isinstance(ttl, dict):
+        seconds = _seconds(ttl, "ttl")
+        return dict((name, seconds) for name in names)
+    unknown = sorted(set(ttl) - set(names))
+    if unknown:
+        raise ProdreadyError("ttl names %s, which %s not in flags (%s)" % (
+            ", ".join(unknown), "is" if len(unknown) == 1 else "are", ", ".join(sorted(names))))
+    ttls = dict((name, _seconds(ttl[name], "ttl of flag %s" % name) if name in ttl else None) for name in names)
+    if hash_mode and len(set(ttls.values())) > 1:
+        raise ProdreadyError("ttl per flag (%s) needs key_prefix: with hash_key the whole hash expires, "
+                             "give one number of seconds" % ", ".join("%s=%s" % (n, ttls[n]) for n in sorted(ttls)))
+    return ttls
 
 
 # ---------------------------------------------------------------- env_file backend
@@ -364,12 +403,13 @@ def _redis_call(what, func, *args, **kwargs):
         raise ProdreadyError("redis: %s failed: %s" % (what, explain_redis_error(exc)))
 
 
-def plan_redis(old, targets, old_ttls, ttl, hash_mode):
+def plan_redis(old, targets, old_ttls, ttls, hash_mode):
     """Pure plan of the redis writes.
 
     `old`: name -> value or None; `targets`: name -> text or None (remove); `old_ttls`:
     name -> remaining seconds (-1 no expiry, -2 absent) for keys, or {None: seconds} for the
-    hash. Returns (to_set, to_delete, expire_names, expire_hash, changed_flags).
+    hash; `ttls`: name -> seconds to expire in, or None (see flag_ttls()). Returns
+    (to_set, to_delete, expire_names, expire_hash, changed_flags).
     """
     to_set = {}
     to_delete = []
@@ -383,23 +423,29 @@ def plan_redis(old, targets, old_ttls, ttl, hash_mode):
         elif old.get(name) != target:
             to_set[name] = target
             changed_flags.append(name)
-        elif ttl is not None and not hash_mode and old_ttls.get(name) == -1:
+        elif ttls.get(name) is not None and not hash_mode and old_ttls.get(name) == -1:
             expire_names.append(name)
             changed_flags.append(name)
     # A hash can only expire as a whole: set its TTL when a field is written, or when it
     # exists without one (EXPIRE on a hash emptied by the deletions is a harmless no-op).
-    expire_hash = bool(hash_mode and ttl is not None and
+    expire_hash = bool(hash_mode and hash_ttl(ttls) is not None and
                        (to_set or old_ttls.get(None) == -1))
     return to_set, to_delete, expire_names, expire_hash, changed_flags
+
+
+def hash_ttl(ttls):
+    """The one expiry of a hash (flag_ttls() made sure the values agree), or None."""
+    values = [seconds for seconds in ttls.values() if seconds is not None]
+    return values[0] if values else None
 
 
 def run_redis(module, flags, client):
     """Apply `flags` to Redis through `client`; return the result dict."""
     params = module.params
-    ttl = params["ttl"]
     hash_key = params["hash_key"]
     hash_mode = hash_key is not None
     names = list(flags)
+    ttls = flag_ttls(params["ttl"], names, hash_mode)
     targets = dict((name, None if params["state"] == "absent" else flags[name]) for name in names)
 
     if hash_mode:
@@ -419,7 +465,7 @@ def run_redis(module, flags, client):
         old_ttls = dict((name, replies[2 * i + 1]) for i, name in enumerate(names))
 
     to_set, to_delete, expire_names, expire_hash, changed_flags = plan_redis(
-        old, targets, old_ttls, ttl, hash_mode)
+        old, targets, old_ttls, ttls, hash_mode)
     changed = bool(to_set or to_delete or expire_names or expire_hash)
     current = dict((name, targets[name]) for name in names)
 
@@ -431,14 +477,14 @@ def run_redis(module, flags, client):
             if to_delete:
                 pipe.hdel(hash_key, *to_delete)
             if expire_hash:
-                pipe.expire(hash_key, ttl)
+                pipe.expire(hash_key, hash_ttl(ttls))
         else:
             for name, value in to_set.items():
-                pipe.set(keys[name], value, ex=ttl)
+                pipe.set(keys[name], value, ex=ttls[name])
             for name in to_delete:
                 pipe.delete(keys[name])
             for name in expire_names:
-                pipe.expire(keys[name], ttl)
+                pipe.expire(keys[name], ttls[name])
         _redis_call("writing the flags", pipe.execute)
         if hash_mode:
             after = _redis_call("HMGET %s" % hash_key, client.hmget, hash_key, names)
@@ -455,7 +501,7 @@ def run_redis(module, flags, client):
         after = "".join("%s=%s\n" % (keys[n], current[n]) for n in changed_flags
                         if current[n] is not None)
         if expire_hash:
-            after += "(expire %s in %d s)\n" % (hash_key, ttl)
+            after += "(expire %s in %d s)\n" % (hash_key, hash_ttl(ttls))
         result["diff"] = dict(before=before, after=after, before_header=where, after_header=where)
     return result
 

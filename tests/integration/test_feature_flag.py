@@ -223,6 +223,25 @@ def test_redis_key_prefix_ttl_idempotent_revert_no_password_at_vvv(redis_conn):
     assert client.ttl(prefix + "ENABLE_PO_CACHING") == -1  # no ttl given: persistent
 
 
+def test_redis_ttl_per_flag(redis_conn):
+    """Runbook 001's emergency rate limit expires in an hour; the flag set beside it does not."""
+    client, prefix, conn, password = redis_conn
+    args = dict(conn, backend="redis", key_prefix=prefix, flags={"emergency_rate_limit": 100, "MODE": "safe"},
+                ttl={"emergency_rate_limit": 3600})
+    result = run_module("feature_flag", args)
+    assert not result.get("failed"), result["_stdout"][-3000:]
+    assert result["changed"] is True
+    assert 3500 < client.ttl(prefix + "emergency_rate_limit") <= 3600
+    assert client.ttl(prefix + "MODE") == -1
+    assert run_module("feature_flag", args)["changed"] is False
+
+    refused = run_module("feature_flag", dict(conn, backend="redis", hash_key=prefix + "h",
+                                              flags={"A": 1, "B": 2}, ttl={"A": 60, "B": 120}))
+    assert refused["failed"] is True
+    assert "ttl per flag (A=60, B=120) needs key_prefix" in refused["msg"]
+    assert client.exists(prefix + "h") == 0
+
+
 def test_redis_hash_key_ttl_check_mode_and_revert(redis_conn):
     client, prefix, conn, password = redis_conn
     hash_key = prefix + "flags"

@@ -263,6 +263,21 @@ def test_revert_with_previous_restores_original_bytes(name, flags):
     assert _envfile.render(back.doc).encode("utf-8") == original.encode("utf-8")
 
 
+@pytest.mark.parametrize("original, value", [
+    (u'D="a\\tb"\n', u"a\tb"),
+    (u'D="cr\\r tab\\t bell\\a bs\\b ff\\f vt\\v"\n', u"cr\r tab\t bell\a bs\b ff\f vt\v"),
+    (u'D="q\\" b\\\\ \\t"\n', u'q" b\\ \t'),
+])
+def test_double_quoted_escapes_are_written_back_as_escapes(original, value):
+    doc = _envfile.parse(original)
+    assert _envfile.values(doc)["D"] == value
+    forward = _envfile.apply_flags(doc, {"D": u"other"})
+    assert _envfile.render(forward.doc) == u'D="other"\n'
+    back = _envfile.apply_flags(forward.doc, forward.previous)
+    assert _envfile.render(back.doc) == original
+    assert _envfile.values(_envfile.parse(_envfile.render(back.doc)))["D"] == value
+
+
 def test_revert_of_file_with_duplicates_keeps_them_removed():
     forward = _envfile.apply_flags(_envfile.parse(FILES["dups"]), {"A": u"5", "N": u"x"})
     back = _envfile.apply_flags(forward.doc, forward.previous)

@@ -229,6 +229,11 @@ def test_symlink_is_followed_and_kept(tmp_path, capsys):
     (dict(backend="redis", flags={"A": "1"}), "backend is redis but any of the following are missing: key_prefix, hash_key"),
     (dict(backend="redis", key_prefix="a", hash_key="b", flags={"A": "1"}), "mutually exclusive"),
     (dict(backend="redis", key_prefix="a", ttl=0, flags={"A": "1"}), "ttl must be a number of seconds greater than 0"),
+    (dict(backend="redis", key_prefix="a", ttl="soon", flags={"A": "1"}), "ttl must be a whole number of seconds greater than 0, got 'soon'"),
+    (dict(backend="redis", key_prefix="a", ttl={"B": 5}, flags={"A": "1"}), "ttl names B, which is not in flags (A)"),
+    (dict(backend="redis", key_prefix="a", ttl={"A": -5}, flags={"A": "1"}), "ttl of flag A must be a number of seconds greater than 0, got -5"),
+    (dict(backend="redis", hash_key="h", ttl={"A": 5, "B": 6}, flags={"A": "1", "B": "2"}),
+     "ttl per flag (A=5, B=6) needs key_prefix: with hash_key the whole hash expires"),
     (dict(backend="redis", key_prefix="a", path="/x", flags={"A": "1"}), "path applies to backend=env_file only"),
     (dict(backend="nosuch", path="/x", flags={"A": "1"}), "backend"),
     (dict(path="/tmp/x.env", flags={"A B": "1"}), "flag name 'A B' is not a valid"),
@@ -308,7 +313,26 @@ def test_write_atomic_failure_leaves_old_file_and_no_temp(tmp_path, monkeypatch)
     ({"A": None}, {"A": None}, {None: -2}, 60, True, ({}, [], [], False, [])),
 ])
 def test_plan_redis(old, targets, ttls, ttl, hash_mode, expected):
-    assert feature_flag.plan_redis(old, targets, ttls, ttl, hash_mode) == expected
+    per_flag = feature_flag.flag_ttls(ttl, list(targets), hash_mode)
+    assert feature_flag.plan_redis(old, targets, ttls, per_flag, hash_mode) == expected
+
+
+@pytest.mark.parametrize("ttl, names, hash_mode, expected", [
+    (None, ["A", "B"], False, {"A": None, "B": None}),
+    (60, ["A", "B"], False, {"A": 60, "B": 60}),
+    ("60", ["A"], False, {"A": 60}),
+    ({"A": 3600}, ["A", "B"], False, {"A": 3600, "B": None}),
+    ({"A": 60, "B": 60}, ["A", "B"], True, {"A": 60, "B": 60}),
+])
+def test_flag_ttls(ttl, names, hash_mode, expected):
+    assert feature_flag.flag_ttls(ttl, names, hash_mode) == expected
+
+
+def test_per_flag_ttl_plan_expires_only_the_named_flag():
+    ttls = feature_flag.flag_ttls({"LIMIT": 3600}, ["LIMIT", "MODE"], False)
+    plan = feature_flag.plan_redis({"LIMIT": None, "MODE": "a"}, {"LIMIT": "1", "MODE": "a"},
+                                   {"LIMIT": -2, "MODE": -1}, ttls, False)
+    assert plan == ({"LIMIT": "1"}, [], [], False, ["LIMIT"])  # MODE keeps no expiry: none asked for it
 
 
 def test_run_redis_check_mode_writes_nothing():
