@@ -4,8 +4,9 @@
     .venv/bin/python bench/bench_health_gate.py [--requests 10000] [--concurrency 8]
 
 Runs, in one go and on the same URL (sandbox["services"]["nginx"]["static_url"]):
-- health_gate's sampler, built as run() builds it (http.client, one keep-alive connection
-  per thread, perf_counter around each request) at concurrency C;
+- health_gate's sampler, built as run() builds it (make_prober, then sample(): for this
+  http:// URL the single-threaded LoopSampler, C keep-alive connections, each request
+  timed from its send to the kernel's arrival time of its response) at concurrency C;
 - `ab -k -c C -n N` (keep-alive, like our pooled session) and `ab -c C -n N` (a new
   connection per request, as the runbooks' `ab -n 100 -c 10` does);
 - the same two at concurrency 1, where both tools measure the server rather than their
@@ -56,9 +57,13 @@ def ours(url, requests, concurrency):
         prober.close()
     figures = _http.aggregate(samples)  # the module's own summary (linear interpolation)
     ordered = sorted(x["latency_ms"] for x in samples if x["latency_ms"] is not None)
+    sampler = "LoopSampler" if _http.loop_applies(urls, False) and isinstance(prober, _http.LeanProber) \
+        else type(prober).__name__ + " threads"
+    if sampler == "LoopSampler" and _http.SO_TIMESTAMPNS is None:
+        sampler += " (no kernel timestamps)"
     return dict(rps=len(samples) / elapsed, p50=ab_percentile(ordered, 50), p95=ab_percentile(ordered, 95),
                 p99=ab_percentile(ordered, 99), max=ordered[-1], errors=figures["errors"],
-                linear_p95=figures["latency_ms"]["p95"], prober=type(prober).__name__)
+                linear_p95=figures["latency_ms"]["p95"], prober=sampler)
 
 
 def ab(url, requests, concurrency, keepalive):
@@ -99,7 +104,7 @@ def main():
     url = sandbox_script.load()["services"]["nginx"]["static_url"]
     print("url %s, %d requests, %s CPUs, load average %.1f" % (url, opts.requests, os.cpu_count(), os.getloadavg()[0]))
 
-    ours(url, 200, opts.concurrency)  # warm up connections and imports
+    print("health_gate sampler: %s" % ours(url, 200, opts.concurrency)["prober"])  # also warms up imports
     rows = {}
     for concurrency in (opts.concurrency, 1):
         rows[("ours", concurrency)] = ours(url, opts.requests, concurrency)

@@ -13,17 +13,28 @@ Two halves:
   ``requests``, so the threads measure the service rather than their own client), and
   ``Prober`` over ``requests``, used when an environment proxy applies to a URL.
   ``make_prober()`` picks one. Both time a request with ``time.perf_counter`` from
-  sending it until its whole body is read.
+  sending it until its whole body is read;
+- ``LoopSampler``, what ``LeanProber.sample()`` uses for plain ``http://`` URLs without
+  redirects: one thread, ``concurrency`` keep-alive connections on non-blocking sockets
+  and a selector, a small incremental response reader (``ResponseParser``), and the
+  kernel's arrival time of each response (``SO_TIMESTAMPNS``) as its end, so the time a
+  response waits in the socket buffer while the loop serves other connections is not
+  counted as the service's latency.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import errno
 import json
+import os
+import platform
 import re
+import selectors
 import socket
 import ssl
+import struct
 import sys
 import threading
 import time
@@ -244,10 +255,11 @@ def failure_record(sample):
 
 # ---------------------------------------------------------------- adapter (I/O)
 
-class _Sampling(object):
-    """The startup wait and the concurrent sampler, shared by both probers (they define probe())."""
+class _Judging(object):
+    """The sample dicts, shared by the probers and LoopSampler (they set method and expectations)."""
 
     method = "GET"
+    expectations = None
 
     def _sample(self, url, ok, status, status_key, latency_ms, reason, excerpt, ended):
         return dict(url=url, method=self.method, ok=ok, status=status, status_key=status_key,
@@ -257,6 +269,10 @@ class _Sampling(object):
         reason = judge_response(status, text, self.expectations)
         return self._sample(url, reason is None, status, str(status), (ended - started) * 1000.0,
                             reason, body_excerpt(text) if reason else "", ended)
+
+
+class _Sampling(_Judging):
+    """The startup wait and the concurrent sampler, shared by both probers (they define probe())."""
 
     def wait_until_up(self, urls, wait_timeout, wait_interval):
         """Probe every URL until each has answered one good response, or the timeout passes.
@@ -404,6 +420,7 @@ class Prober(_Sampling):
 REDIRECT_STATUSES = (301, 302, 303, 307, 308)
 MAX_REDIRECTS = 30
 USER_AGENT = "prodready.deploy-health_gate"
+TIMEOUT_REASON = "timed out: no answer within timeout=%s s"
 
 
 def charset_of(content_type, default="utf-8"):
@@ -567,8 +584,8 @@ class LeanProber(_Sampling):
                 raise http_client.HTTPException("more than %d redirects" % MAX_REDIRECTS)
             ended = time.perf_counter()
         except socket.timeout:
-            return self._sample(url, False, None, "timeout", None, "timed out: no answer within timeout=%s s"
-                                % self.timeout, "", time.perf_counter())
+            return self._sample(url, False, None, "timeout", None, TIMEOUT_REASON % self.timeout, "",
+                                time.perf_counter())
         except Exception as exc:  # every transport failure is a failed sample, not a crash
             ended = time.perf_counter()
             key, reason = classify_exception(exc)
@@ -576,11 +593,638 @@ class LeanProber(_Sampling):
         text = body.decode(charset_of(content_type), "replace") if method != "HEAD" else ""
         return self._judged(url, status, text, started, ended)
 
+    def sample(self, urls, count=None, duration=None, concurrency=1):
+        """Measure like ``_Sampling.sample``: with LoopSampler (one thread, ``concurrency``
+        connections) for plain http:// URLs without redirects, with threads otherwise.
+
+        Returns ``(samples, elapsed_s)``.
+        """
+        if loop_applies(urls, self.follow_redirects):
+            try:
+                sampler = LoopSampler(self, urls)
+            except ValueError:
+                sampler = None  # a header or URL http.client refuses: the threaded path reports it per request
+            if sampler is not None:
+                return sampler.run(urls, count=count, duration=duration, concurrency=concurrency)
+        return _Sampling.sample(self, urls, count=count, duration=duration, concurrency=concurrency)
+
     def close(self):
         with self._all_lock:
             for conn in self._all:
                 conn.close()
             self._all = []
+
+
+# ---------------------------------------------------------------- event-loop sampler
+
+MAX_HEAD_BYTES = 65536
+HEAD_CACHE_SIZE = 256
+RECV_BYTES = 65536
+NO_BODY_STATUSES = (204, 304)
+# Linux's SO_TIMESTAMPNS (SO_TIMESTAMPNS_OLD) is 35 on the architectures that take the
+# generic socket option numbers; Python's socket module does not export it.
+_GENERIC_SOCKET_MACHINES = ("x86", "i386", "i486", "i586", "i686", "amd64", "aarch64", "arm", "ppc", "powerpc",
+                            "s390", "riscv", "loongarch")
+TIMESPEC = struct.Struct("@ll")
+
+
+def _timestamp_option():
+    """The socket option that stamps each received packet with its arrival time, or None."""
+    option = getattr(socket, "SO_TIMESTAMPNS", None)
+    if option is None and sys.platform.startswith("linux") \
+            and platform.machine().lower().startswith(_GENERIC_SOCKET_MACHINES):
+        option = 35
+    if not hasattr(socket.socket, "recvmsg") or not hasattr(socket, "CMSG_SPACE"):
+        return None
+    return option
+
+
+SO_TIMESTAMPNS = _timestamp_option()
+
+
+def cmsg_timestamp_ns(ancdata, option):
+    """The kernel's arrival time (ns since the epoch, CLOCK_REALTIME) in the ancillary data
+    of ``recvmsg()``, or None when there is none (pure)."""
+    for level, kind, data in ancdata:
+        if level == socket.SOL_SOCKET and kind == option and len(data) >= TIMESPEC.size:
+            seconds, nanoseconds = TIMESPEC.unpack(data[:TIMESPEC.size])
+            return seconds * 1000000000 + nanoseconds
+    return None
+
+
+def loop_applies(urls, follow_redirects):
+    """Whether LoopSampler measures ``urls``: plain http://, no redirect to follow, no proxy."""
+    if follow_redirects:
+        return False
+    return all(urlsplit(url).scheme == "http" and not environment_proxy(url) for url in urls)
+
+
+class _Capture(object):
+    """Stands in for http.client's socket and keeps the bytes it would send."""
+
+    def __init__(self):
+        self.chunks = []
+
+    def sendall(self, data):
+        self.chunks.append(bytes(data))
+
+
+def request_plan(method, url, headers):
+    """``((host, port), request bytes)`` of a request to ``url``.
+
+    The bytes are written by ``http.client`` itself, so they are those LeanProber sends
+    (Host, ``Accept-Encoding: identity``, ``Content-Length: 0`` for a POST without body,
+    the given headers in order), plus ``Connection: keep-alive``; ``(host, port)`` is where
+    it connects. A header or URL http.client refuses raises ValueError.
+    """
+    parts = urlsplit(url)
+    conn = http_client.HTTPConnection(parts.netloc)
+    conn.sock = capture = _Capture()
+    headers = dict(headers or {})
+    if not any(name.lower() == "connection" for name in headers):
+        headers["Connection"] = "keep-alive"
+    conn.request(method, request_target(parts), headers=headers)
+    return (conn.host, conn.port), b"".join(capture.chunks)
+
+
+class ResponseParser(object):
+    """One HTTP/1.x response, read incrementally from the bytes a socket gives (pure, no I/O).
+
+    ``feed(data)`` returns True once the response is complete; ``feed_eof()`` says the
+    server closed the connection and returns True when that ends a body without a length.
+    Then ``status``, ``header(name)``, ``body`` and ``will_close`` (the connection cannot
+    carry another request) are set. Interim 1xx responses are skipped; HEAD answers and
+    204/304 have no body; a body is delimited by ``Transfer-Encoding: chunked`` (trailers
+    read and dropped), by ``Content-Length``, or else by the close. Malformed or cut
+    responses raise what http.client raises (BadStatusLine, IncompleteRead,
+    RemoteDisconnected, LineTooLong). Headers are looked up in the head's text when asked
+    for (a response is read for a few of them only). ``heads``, a dict shared by the parsers
+    of one sampler, keeps the parsed heads: a server repeats the same head (nginx's changes
+    once a second, with its Date), and parsing one costs more than the rest of a request.
+    """
+
+    def __init__(self, method, heads=None):
+        self.method = method
+        self._heads = heads
+        self.status = None
+        self.content_type = None
+        self.body = b""
+        self.will_close = False
+        self.done = False
+        self.received = 0
+        self._buffer = b""
+        self._state = "head"  # head, length, chunk_size, chunk_data, chunk_end, trailer, close
+        self._remaining = 0
+        self._parts = []
+        self._head_text = self._head_lower = ""
+
+    def header(self, name):
+        """The value of header ``name`` (any case; repeated ones joined with ``, ``), or None."""
+        return _header_value(self._head_text, self._head_lower, name.lower())
+
+    def feed(self, data):
+        """Add received bytes; True once the response is complete."""
+        self.received += len(data)
+        self._buffer = self._buffer + data if self._buffer else data
+        while not self.done and self._step():
+            pass
+        return self.done
+
+    def feed_eof(self):
+        """The server closed the connection: True if that completes the response, else raise."""
+        if self.done:
+            return True
+        if self._state == "close":
+            self._finish()
+            return True
+        if not self.received:
+            raise http_client.RemoteDisconnected("Remote end closed connection without response")
+        if self._state == "length":
+            raise http_client.IncompleteRead(b"".join(self._parts), self._remaining)
+        raise http_client.IncompleteRead(b"".join(self._parts) or self._buffer)
+
+    def _finish(self):
+        self.body = b"".join(self._parts)
+        self._parts = []
+        if self._buffer:
+            self.will_close = True  # bytes after the response: the connection cannot be trusted
+        self.done = True
+        return False
+
+    def _step(self):
+        """Parse what the buffer holds in the current state; False when more bytes are needed."""
+        state = self._state
+        if state == "head":
+            return self._head()
+        buf = self._buffer
+        if state == "close":
+            self._parts.append(buf)
+            self._buffer = b""
+            return False
+        if state in ("length", "chunk_data"):
+            if not buf:
+                return False
+            taken = buf[:self._remaining]
+            self._parts.append(taken)
+            self._remaining -= len(taken)
+            self._buffer = buf[len(taken):]
+            if self._remaining:
+                return False
+            if state == "length":
+                return self._finish()
+            self._state = "chunk_end"
+            return True
+        newline = buf.find(b"\n")
+        if newline < 0:
+            if len(buf) > MAX_HEAD_BYTES:
+                raise http_client.LineTooLong("chunk size" if state == "chunk_size" else "trailer line")
+            return False
+        line = buf[:newline].rstrip(b"\r")
+        self._buffer = buf[newline + 1:]
+        if state == "chunk_size":
+            try:
+                size = int(line.split(b";", 1)[0].strip(), 16)
+            except ValueError:
+                size = -1
+            if size < 0:
+                raise http_client.IncompleteRead(b"".join(self._parts))
+            self._state = "chunk_data" if size else "trailer"
+            self._remaining = size
+        elif state == "chunk_end":
+            if line:
+                raise http_client.IncompleteRead(b"".join(self._parts))
+            self._state = "chunk_size"
+        elif not line:  # trailer: an empty line ends the response
+            return self._finish()
+        return True
+
+    def _head(self):
+        buf = self._buffer
+        # The head ends at the first empty line: CRLF CRLF, or bare LF LF as http.client accepts.
+        end, skip = buf.find(b"\n\r\n"), 3
+        bare = buf.find(b"\n\n", 0, end + 1) if end >= 0 else buf.find(b"\n\n")
+        if bare >= 0:
+            end, skip = bare, 2
+        if end < 0:
+            if len(buf) > MAX_HEAD_BYTES:
+                raise http_client.LineTooLong("header line")
+            return False
+        head = buf[:end]
+        self._buffer = buf[end + skip:]
+        heads = self._heads
+        parsed = heads.get(head) if heads is not None else None
+        if parsed is None:
+            parsed = parse_head(head)
+            if heads is not None:
+                if len(heads) >= HEAD_CACHE_SIZE:
+                    heads.clear()
+                heads[head] = parsed
+        status, self._head_text, self._head_lower, self.will_close, framing, self.content_type = parsed
+        if 100 <= status < 200 and status != 101:
+            return True  # interim response (100 Continue, 103 Early Hints): the real one follows
+        self.status = status
+        if self.method == "HEAD" or status < 200 or status in NO_BODY_STATUSES:
+            return self._finish()
+        if framing == "chunked":
+            self._state = "chunk_size"
+            return True
+        if framing is None:  # no usable length (as http.client): the body ends at the close
+            self.will_close = True
+            self._state = "close"
+            return True
+        if framing == 0:
+            return self._finish()
+        self._state = "length"
+        self._remaining = framing
+        return True
+
+
+def _header_value(text, lower, name):
+    """The value of header ``name`` (lower case) in a response head's text, repeated ones
+    joined with ``, ``, folded lines unfolded; None if absent (pure)."""
+    key = "\n" + name + ":"
+    values = []
+    start = lower.find(key)
+    while start >= 0:
+        end = lower.find("\n", start + 1)
+        end = len(text) if end < 0 else end
+        value = text[start + len(key):end].strip()
+        while end < len(text) and text[end + 1:end + 2] in (" ", "\t"):  # folded continuation lines
+            following = text.find("\n", end + 1)
+            following = len(text) if following < 0 else following
+            value = (value + " " + text[end + 1:following].strip()).strip()
+            end = following
+        values.append(value)
+        start = lower.find(key, end)
+    return ", ".join(values) if values else None
+
+
+def parse_head(head):
+    """``(status, text, lower text, will_close, framing, content_type)`` of a response head
+    (the bytes before its empty line); framing is ``"chunked"``, the Content-Length, or None
+    when the body ends at the close. Raises BadStatusLine (pure)."""
+    text = head.decode("iso-8859-1")
+    newline = text.find("\n")
+    status_line = (text if newline < 0 else text[:newline]).rstrip("\r")
+    words = status_line.split(None, 2)
+    try:
+        if len(words) < 2 or not words[0].startswith("HTTP/"):
+            raise ValueError(status_line)
+        status = int(words[1])
+        if not 100 <= status <= 999:
+            raise ValueError(status_line)
+    except ValueError:
+        raise http_client.BadStatusLine(status_line)
+    lower = text.lower()
+    connection = [token.strip() for token in (_header_value(text, lower, "connection") or "").lower().split(",")]
+    if words[0] == "HTTP/1.0":
+        will_close = "keep-alive" not in connection and _header_value(text, lower, "keep-alive") is None
+    else:
+        will_close = "close" in connection or status == 101
+    framing = None
+    if (_header_value(text, lower, "transfer-encoding") or "").lower().split(",")[-1].strip() == "chunked":
+        framing = "chunked"
+    else:
+        values = set(value.strip() for value in (_header_value(text, lower, "content-length") or "").split(",")
+                     if value.strip())
+        if len(values) == 1:
+            try:
+                framing = int(values.pop())
+            except ValueError:
+                framing = None
+            if framing is not None and framing < 0:
+                framing = None
+    return status, text, lower, will_close, framing, _header_value(text, lower, "content-type")
+
+
+class _Slot(object):
+    """One of LoopSampler's connections: the request in flight and the sockets it keeps."""
+
+    def __init__(self):
+        self.sock = None
+        self.socks = {}  # (host, port) -> open socket, kept alive for the next request there
+        self.watched = None
+        self.events = 0
+        self.connecting = False
+        self.candidates = []
+        self.first_error = None
+        self.url = None
+        self.address = None
+        self.request = b""
+        self.out = b""
+        self.parser = None
+        self.reused = False
+        self.retried = False
+        self.sent_ns = 0
+        self.sent_s = 0.0
+        self.deadline = None
+        self.arrival = None
+
+
+class LoopSampler(_Judging):
+    """LeanProber's sampler for plain http:// URLs: one thread, ``concurrency`` keep-alive
+    connections on non-blocking sockets, ``selectors.DefaultSelector``.
+
+    Same samples as ``_Sampling.sample`` (URLs taken round-robin, ``count`` requests or
+    for ``duration`` seconds; judged by the prober's ``_judged``) without threads queueing
+    for the interpreter lock. A request's clock starts right before it is sent (before the
+    connect when it needs a new connection, as ab counts it) and stops at the kernel's
+    arrival time of the bytes that complete its response (``SO_TIMESTAMPNS``; a body that
+    ends at the close: its last bytes), so the time a response waits while the loop serves
+    other connections is not counted. Without a kernel timestamp, the time it is read.
+    Responses are judged after the next request on their connection is sent.
+
+    As LeanProber: a keep-alive connection the server closed while idle is reopened once
+    and the request sent again, not counted as an error; ``Connection: close`` (or a body
+    that ends at the close) opens a new connection for the next request; ``timeout``
+    applies to connecting and to each wait for bytes; transport errors are failed samples
+    with the same status_key and reason.
+    """
+
+    def __init__(self, prober, urls):
+        self.method = prober.method
+        self.expectations = prober.expectations
+        self.timeout = prober.timeout
+        self.plan = {}
+        for url in urls:
+            if url not in self.plan:
+                self.plan[url] = request_plan(prober.method, url, prober.headers)
+        self.stamp_option = SO_TIMESTAMPNS
+        self.ancillary = socket.CMSG_SPACE(TIMESPEC.size) if self.stamp_option is not None else 0
+        self.heads = {}
+        self.charsets = {}
+        self.selector = None
+        self.samples = []
+        self.unjudged = []
+        self.ready = []
+        self.active = 0
+        self.urls = []
+        self.count = None
+        self.issued = 0
+        self.stop_at = None
+
+    def run(self, urls, count=None, duration=None, concurrency=1):
+        """Measure: ``count`` requests, or for ``duration`` seconds. Returns ``(samples, elapsed_s)``."""
+        self.urls, self.count, self.issued = list(urls), count, 0
+        self.samples, self.unjudged, self.ready, self.active = [], [], [], 0
+        slots = [_Slot() for dummy in range(max(1, concurrency))]
+        self.selector = selectors.DefaultSelector()
+        started = time.perf_counter()
+        self.stop_at = started + duration if duration else None
+        try:
+            self.ready.extend(reversed(slots))
+            self._loop(slots)
+        finally:
+            for slot in slots:
+                self._unwatch(slot)
+                for sock in slot.socks.values():
+                    sock.close()
+                slot.socks = {}
+            self.selector.close()
+        return self.samples, time.perf_counter() - started
+
+    def _take(self):
+        if self.count is not None and self.issued >= self.count:
+            return None
+        if self.stop_at is not None and time.perf_counter() >= self.stop_at:
+            return None
+        self.issued += 1
+        return self.urls[(self.issued - 1) % len(self.urls)]
+
+    def _loop(self, slots):
+        select = self.selector.select
+        ready = self.ready
+        next_check = time.perf_counter() + self.timeout
+        while True:
+            while ready:
+                slot = ready.pop()
+                url = self._take()
+                if url is None:
+                    self._unwatch(slot)
+                else:
+                    self._start(slot, url)
+            if self.unjudged:
+                self._judge()
+            if not self.active:
+                return
+            now = time.perf_counter()
+            if now >= next_check:
+                # Every deadline set after this scan is later than the earliest one found.
+                next_check = self._expire(slots, now)
+                continue
+            for key, dummy in select(next_check - now):
+                self._event(key.data)
+
+    def _expire(self, slots, now):
+        nearest = now + self.timeout
+        for slot in slots:
+            if slot.deadline is None:
+                continue
+            if slot.deadline <= now:
+                self._discard(slot)
+                self.samples.append(self._sample(slot.url, False, None, "timeout", None,
+                                                 TIMEOUT_REASON % self.timeout, "", time.perf_counter()))
+                self._done(slot)
+            elif slot.deadline < nearest:
+                nearest = slot.deadline
+        return nearest
+
+    def _start(self, slot, url):
+        slot.url = url
+        slot.address, slot.request = self.plan[url]
+        slot.out = slot.request
+        slot.parser = ResponseParser(self.method, self.heads)
+        slot.retried = False
+        slot.arrival = None
+        self.active += 1
+        slot.sent_ns = time.time_ns()
+        slot.sent_s = time.perf_counter()
+        slot.deadline = slot.sent_s + self.timeout
+        sock = slot.socks.get(slot.address)
+        if sock is not slot.sock:
+            self._unwatch(slot)  # the previous connection (another host) stays open, idle
+        slot.sock = sock
+        if sock is None:
+            self._connect(slot)
+        else:
+            slot.reused = True
+            self._send(slot)
+
+    def _connect(self, slot):
+        slot.reused = False
+        slot.first_error = None
+        try:
+            slot.candidates = socket.getaddrinfo(slot.address[0], slot.address[1], 0, socket.SOCK_STREAM)
+        except Exception as exc:  # an unknown host is a failed sample, as in LeanProber
+            return self._fail(slot, exc)
+        self._next_address(slot)
+
+    def _next_address(self, slot):
+        """Connect to the next address of the host (as socket.create_connection tries them in turn)."""
+        while slot.candidates:
+            family, kind, proto, dummy, sockaddr = slot.candidates.pop(0)
+            sock = None
+            try:
+                sock = socket.socket(family, kind, proto)
+                sock.setblocking(False)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                if self.stamp_option is not None:
+                    try:
+                        sock.setsockopt(socket.SOL_SOCKET, self.stamp_option, 1)
+                    except OSError:
+                        pass  # no timestamps on this socket: its responses end when they are read
+                err = sock.connect_ex(sockaddr)
+            except OSError as exc:
+                if sock is not None:
+                    sock.close()
+                slot.first_error = slot.first_error or exc
+                continue
+            if err in (0, errno.EINPROGRESS, errno.EWOULDBLOCK):
+                slot.sock = slot.socks[slot.address] = sock
+                slot.connecting = err != 0
+                if slot.connecting:
+                    self._watch(slot, selectors.EVENT_WRITE)
+                else:
+                    self._send(slot)
+                return
+            sock.close()
+            slot.first_error = slot.first_error or OSError(err, os.strerror(err))
+        self._fail(slot, slot.first_error or OSError("getaddrinfo returns an empty list"))
+
+    def _event(self, slot):
+        if slot.connecting:
+            err = slot.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if err:
+                self._discard(slot)
+                slot.first_error = slot.first_error or OSError(err, os.strerror(err))
+                return self._next_address(slot)
+            slot.connecting = False
+            return self._send(slot)
+        if slot.out:
+            return self._send(slot)
+        return self._receive(slot)
+
+    def _send(self, slot):
+        try:
+            sent = slot.sock.send(slot.out)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError as exc:
+            return self._broken(slot, exc)
+        slot.out = slot.out[sent:]
+        self._watch(slot, selectors.EVENT_WRITE if slot.out else selectors.EVENT_READ)
+
+    def _receive(self, slot):
+        try:
+            if self.ancillary:
+                data, ancdata, dummy, dummy = slot.sock.recvmsg(RECV_BYTES, self.ancillary)
+            else:
+                data, ancdata = slot.sock.recv(RECV_BYTES), ()
+        except (BlockingIOError, InterruptedError):
+            return None
+        except OSError as exc:
+            return self._broken(slot, exc)
+        read_s = time.perf_counter()
+        if not data:
+            try:
+                slot.parser.feed_eof()
+            except Exception as exc:
+                return self._broken(slot, exc)
+            return self._complete(slot)  # a body that ends at the close: timed to its last bytes
+        stamp = cmsg_timestamp_ns(ancdata, self.stamp_option) if ancdata else None
+        slot.arrival = (stamp, read_s, time.time_ns() if stamp is not None else 0)
+        try:
+            done = slot.parser.feed(data)
+        except Exception as exc:  # a malformed response is a failed sample, as in LeanProber
+            return self._fail(slot, exc)
+        if done:
+            return self._complete(slot)
+        slot.deadline = read_s + self.timeout
+        return None
+
+    def _complete(self, slot):
+        parser = slot.parser
+        stamp, read_s, read_ns = slot.arrival
+        if stamp is not None and slot.sent_ns <= stamp <= read_ns:
+            latency = (stamp - slot.sent_ns) / 1e9
+            ended = read_s - (read_ns - stamp) / 1e9  # the arrival on the perf_counter clock
+        else:
+            latency = read_s - slot.sent_s
+            ended = read_s
+        if parser.will_close:
+            self._discard(slot)
+        self.unjudged.append((slot.url, parser.status, parser.content_type, parser.body,
+                              ended - latency, ended))
+        slot.deadline = None
+        self.active -= 1
+        url = self._take()  # the next request goes out now, as ab sends it, not after the other events
+        if url is None:
+            self._unwatch(slot)
+        else:
+            self._start(slot, url)
+
+    def _judge(self):
+        for url, status, content_type, body, started, ended in self.unjudged:
+            text = ""
+            if self.method != "HEAD":
+                charset = self.charsets.get(content_type)
+                if charset is None:
+                    charset = self.charsets[content_type] = charset_of(content_type)
+                try:
+                    text = body.decode(charset, "replace")
+                except LookupError:  # an unknown charset
+                    text = body.decode("utf-8", "replace")
+            self.samples.append(self._judged(url, status, text, started, ended))
+        self.unjudged = []
+
+    def _broken(self, slot, exc):
+        """A transport error: a reused connection the server had closed is reopened once."""
+        self._discard(slot)
+        if isinstance(exc, (ConnectionResetError, BrokenPipeError)) and slot.reused and not slot.retried:
+            slot.retried = True
+            slot.deadline = time.perf_counter() + self.timeout
+            slot.out = slot.request
+            slot.parser = ResponseParser(self.method, self.heads)
+            slot.arrival = None
+            return self._connect(slot)
+        return self._fail(slot, exc)
+
+    def _fail(self, slot, exc):
+        self._discard(slot)
+        key, reason = classify_exception(exc)
+        self.samples.append(self._sample(slot.url, False, None, key, None, reason, "", time.perf_counter()))
+        self._done(slot)
+
+    def _done(self, slot):
+        slot.deadline = None
+        self.active -= 1
+        self.ready.append(slot)
+
+    def _watch(self, slot, events):
+        sock = slot.sock
+        if slot.watched is not sock:
+            self._unwatch(slot)
+            self.selector.register(sock, events, slot)
+        elif slot.events != events:
+            self.selector.modify(sock, events, slot)
+        slot.watched, slot.events = sock, events
+
+    def _unwatch(self, slot):
+        if slot.watched is not None:
+            self.selector.unregister(slot.watched)
+            slot.watched = None
+
+    def _discard(self, slot):
+        """Close the slot's current connection (the next request there opens a new one)."""
+        if slot.sock is None:
+            return
+        if slot.watched is slot.sock:
+            self._unwatch(slot)
+        if slot.socks.get(slot.address) is slot.sock:
+            del slot.socks[slot.address]
+        slot.sock.close()
+        slot.sock = None
+        slot.connecting = False
 
 
 def make_prober(urls, method, headers, timeout, expectations, concurrency=1, verify=True, cert=None,

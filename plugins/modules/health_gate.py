@@ -167,11 +167,16 @@ options:
     type: bool
     default: true
 notes:
-  - Latency is measured with C(time.perf_counter) from sending the request until the whole
-    body is read. Percentiles use linear interpolation.
-  - Requests are sent with Python's C(http.client), one persistent connection per thread and
-    host. When an environment proxy (E(HTTP_PROXY), E(HTTPS_PROXY), E(NO_PROXY)) applies to a
-    URL, they go through the C(requests) library instead.
+  - Latency is measured from sending the request (or opening its connection) until the whole
+    response has arrived. Percentiles use linear interpolation.
+  - For C(http://) URLs without O(follow_redirects), one thread keeps O(concurrency) persistent
+    connections and waits for all of them at once; each response ends at the time the kernel
+    received its last bytes (C(SO_TIMESTAMPNS) on Linux), so the time it waits to be read
+    while other responses are handled is not counted. Elsewhere, the time it is read.
+  - For C(https://) URLs or O(follow_redirects), requests are sent with Python's C(http.client),
+    one persistent connection per thread and host, timed with C(time.perf_counter) until the
+    body is read. When an environment proxy (E(HTTP_PROXY), E(HTTPS_PROXY), E(NO_PROXY)) applies
+    to a URL, they go through the C(requests) library instead.
   - Latency percentiles include every request that got an HTTP response; requests that got
     none (refused, timed out) count as errors and have no latency.
 attributes:

@@ -21,6 +21,10 @@ Started by a fixture on 127.0.0.1 port 0 (threaded, HTTP/1.1 keep-alive). Endpoi
 - ``/close``                 200 with ``Connection: close``, then closes the connection
 - ``/drop``                  200 as if keep-alive, then closes the connection anyway (as a
                              server's idle timeout does between two requests)
+- ``/chunked``               200 JSON (as /fast) in three chunks written 2 ms apart, with a
+                             chunk extension and a trailer; the connection stays open
+- ``/until-close``           200 JSON (as /fast) without Content-Length: the body ends when the
+                             server closes the connection
 ``state.connections`` counts the TCP connections accepted.
 Any method is accepted; HEAD gets headers only.
 """
@@ -80,6 +84,21 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)
+
+    def _send_chunked(self, data):
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("Trailer", "X-Checksum")
+        self.end_headers()
+        if self.command == "HEAD":
+            return
+        third = len(data) // 3 + 1
+        for index, start in enumerate(range(0, len(data), third)):
+            piece = data[start:start + third]
+            self.wfile.write(b"%x;part=%d\r\n%s\r\n" % (len(piece), index, piece))
+            time.sleep(0.002)
+        self.wfile.write(b"0\r\nX-Checksum: %d\r\n\r\n" % len(data))
 
     def _route(self):
         length = int(self.headers.get("Content-Length") or 0)
@@ -149,6 +168,16 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(200, GOOD, headers={"Connection": "close"})
         if name == "drop":
             self._send(200, GOOD)
+            self.close_connection = True
+            return None
+        if name == "chunked":
+            return self._send_chunked(json.dumps(GOOD).encode())
+        if name == "until-close":
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(json.dumps(GOOD).encode())
             self.close_connection = True
             return None
         if name == "redirect":

@@ -7,10 +7,12 @@ without a traceback, check mode) through real `ansible-playbook` runs.
 
 import re
 import subprocess
+import time
 
 import pytest
 
 from ansible_collections.prodready.deploy.plugins.modules import health_gate
+from ansible_collections.prodready.deploy.plugins.module_utils import _http
 from ansible_collections.prodready.deploy.plugins.module_utils._errors import ProdreadyError
 from health_server import TOKEN, HealthServer
 from helpers import run_module
@@ -278,6 +280,159 @@ def test_connections_closed_by_the_server_are_reopened_not_errors(server, path):
     result = gate(url=server.url(path), requests=6, concurrency=1)
     assert result["passed"] is True and result["errors"] == 0 and result["samples"] == 6
     assert server.state.connections - before == 6
+
+
+# ------------------------------------------------------------------ event-loop sampler (plain http://)
+
+@pytest.fixture
+def loop_runs(monkeypatch):
+    """The concurrency of every LoopSampler run (the module's sampler for plain http:// URLs)."""
+    calls = []
+    run = _http.LoopSampler.run
+
+    def spy(self, urls, **kwargs):
+        calls.append(kwargs["concurrency"])
+        return run(self, urls, **kwargs)
+    monkeypatch.setattr(_http.LoopSampler, "run", spy)
+    return calls
+
+
+def _threaded(monkeypatch, **overrides):
+    """gate() on the threaded sampler, the path before LoopSampler (still used for https)."""
+    with monkeypatch.context() as patch:
+        patch.setattr(_http, "loop_applies", lambda urls, follow_redirects: False)
+        return gate(**overrides)
+
+
+def _outcome(result, mode):
+    """What must not depend on the sampler: counts, statuses, reasons, first failure."""
+    def same(value):
+        if isinstance(value, str):
+            return re.sub(r"flaky failure #\d+", "flaky failure #N", value.replace(mode, "MODE"))
+        if isinstance(value, dict):
+            return dict((same(key), same(item)) for key, item in value.items())
+        return value
+    outcome = dict((key, same(result.get(key))) for key in (
+        "passed", "reason", "breaches", "samples", "errors", "error_rate", "status_counts", "first_failure", "msg"))
+    outcome["per_url"] = same(dict((url, (f["samples"], f["errors"], f["status_counts"]))
+                                   for url, f in result["per_url"].items()))
+    outcome["has_latency"] = result["latency_ms"] is not None
+    return outcome
+
+
+@pytest.mark.parametrize("paths, kwargs", [
+    (["/fast"], dict(requests=40, json={"checks.redis": "ok"}, max_latency_ms={"p95": 5000})),
+    (["/flaky/4"], dict(requests=40, max_error_rate=0.1)),
+    (["/fast", "/flaky/2"], dict(requests=16, max_error_rate=0.5)),
+    (["/down"], dict(requests=8)),
+    (["/wrong-json"], dict(requests=8, json={"status": "ok", "checks.redis": "ok"})),
+    (["/old-version"], dict(requests=8, expect_version="1.4.0")),
+    (["/version"], dict(requests=8, expect_version="1.3.2")),
+    (["/not-json"], dict(requests=8, body_regex="degraded")),
+    (["/auth"], dict(requests=8, bearer_token=TOKEN)),
+    (["/auth"], dict(requests=8)),
+    (["/fast"], dict(requests=8, method="HEAD")),
+    (["/fast"], dict(requests=8, method="POST")),
+    (["/redirect"], dict(requests=8)),
+    (["/chunked"], dict(requests=16, json={"checks.db": "ok"})),
+    (["/until-close"], dict(requests=16, json={"checks.db": "ok"})),
+    (["/close", "/drop"], dict(requests=16)),
+    (["/slow/800"], dict(requests=4, timeout=0.2)),
+])
+def test_loop_sampler_gives_the_threaded_samplers_results(server, monkeypatch, loop_runs, paths, kwargs):
+    def urls(mode):
+        return [server.url("%s?t=%s-%s" % (path, mode, "-".join(paths))) for path in paths]
+    loop = gate(urls=urls("loop"), concurrency=8, **kwargs)
+    threaded = _threaded(monkeypatch, urls=urls("thread"), concurrency=8, **kwargs)
+    assert loop_runs == [8]
+    assert _outcome(loop, "loop") == _outcome(threaded, "thread")
+
+
+def test_loop_sampler_connection_refused_like_the_threaded_one(monkeypatch, loop_runs):
+    loop = gate(url="http://127.0.0.1:9/health", requests=16, concurrency=8, timeout=1)
+    assert loop_runs == [8]
+    assert loop["status_counts"] == {"connection_error": 16} and loop["latency_ms"] is None
+    assert loop["first_failure"]["reason"] == "connection failed: [Errno 111] Connection refused"
+    threaded = _threaded(monkeypatch, url="http://127.0.0.1:9/health", requests=16, concurrency=8, timeout=1)
+    assert _outcome(loop, "x") == _outcome(threaded, "x")
+
+
+def test_loop_sampler_keeps_one_connection_per_concurrent_request(server, loop_runs):
+    before = server.state.connections
+    result = gate(url=server.url("/fast"), requests=80, concurrency=8)
+    assert loop_runs == [8]
+    assert result["passed"] is True and result["samples"] == 80 and result["status_counts"] == {"200": 80}
+    assert server.state.connections - before == 8
+
+
+def test_loop_sampler_sends_concurrency_requests_at_once(server, loop_runs):
+    server.state.max_inflight = 0
+    result = gate(url=server.url("/inflight/200"), requests=8, concurrency=8)
+    assert result["passed"] is True and server.state.max_inflight == 8
+    assert result["elapsed_s"] < 0.6  # one round of 200 ms, not eight
+
+
+@pytest.mark.parametrize("path", ["/close", "/drop", "/until-close"])
+def test_loop_sampler_reopens_connections_the_server_closed(server, loop_runs, path):
+    # /close says so; /drop closes after answering as if keep-alive (the next request on it
+    # fails and is sent again once on a new connection); /until-close's body ends at the close.
+    before = server.state.connections
+    result = gate(url=server.url(path), requests=24, concurrency=8, json={"checks.redis": "ok"})
+    assert loop_runs == [8]
+    assert result["passed"] is True and result["errors"] == 0 and result["samples"] == 24
+    assert server.state.connections - before == 24
+
+
+def test_loop_sampler_chunked_responses_keep_the_connection(server, loop_runs):
+    before = server.state.connections
+    result = gate(url=server.url("/chunked"), requests=24, concurrency=8, json={"checks.redis": "ok"})
+    assert result["passed"] is True and result["status_counts"] == {"200": 24}
+    assert server.state.connections - before == 8
+
+
+def test_loop_sampler_timeout_does_not_hold_the_other_connections(server, loop_runs):
+    fast, slow = server.url("/fast?t=loop-timeout"), server.url("/slow/800?t=loop-timeout")
+    result = gate(urls=[fast, slow], requests=8, concurrency=4, timeout=0.3, max_error_rate=0.5)
+    assert loop_runs == [4]
+    assert result["per_url"][fast]["status_counts"] == {"200": 4}
+    assert result["per_url"][slow]["status_counts"] == {"timeout": 4}
+    assert result["per_url"][slow]["first_failure"]["reason"] == "timed out: no answer within timeout=0.3 s"
+    assert result["passed"] is True and result["elapsed_s"] < 0.8
+
+
+def test_loop_sampler_duration(server, loop_runs):
+    result = gate(url=server.url("/fast"), duration=0.3, concurrency=8)
+    assert loop_runs == [8]
+    assert result["passed"] is True and result["samples"] >= 8 and result["elapsed_s"] >= 0.3
+    assert result["status_counts"] == {"200": result["samples"]}
+
+
+@pytest.mark.parametrize("timestamps", [True, False])
+def test_loop_sampler_latency_excludes_the_wait_in_the_socket_buffer(server, monkeypatch, loop_runs, timestamps):
+    # Judging each response takes 50 ms here, while the other connection's response has
+    # already arrived: with the kernel's arrival timestamps that wait is not latency; without
+    # them (the fallback, when the kernel gives none) a response ends when it is read.
+    judged = _http.LoopSampler._judged
+
+    def slow_judged(self, *args):
+        time.sleep(0.05)
+        return judged(self, *args)
+    monkeypatch.setattr(_http.LoopSampler, "_judged", slow_judged)
+    if not timestamps:
+        monkeypatch.setattr(_http, "SO_TIMESTAMPNS", None)
+    elif _http.SO_TIMESTAMPNS is None:
+        pytest.skip("no SO_TIMESTAMPNS on this platform")
+    result = gate(url=server.url("/fast"), requests=12, concurrency=2)
+    assert loop_runs == [2] and result["passed"] is True and result["samples"] == 12
+    if timestamps:
+        assert result["latency_ms"]["p50"] < 20, result["latency_ms"]
+    else:
+        assert result["latency_ms"]["p50"] > 40, result["latency_ms"]
+
+
+def test_https_and_redirects_keep_the_threaded_sampler(server, loop_runs):
+    assert gate(url=server.url("/redirect"), requests=4, concurrency=2, follow_redirects=True)["passed"] is True
+    assert loop_runs == []
 
 
 # ------------------------------------------------------------------ TLS
