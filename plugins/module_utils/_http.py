@@ -265,10 +265,15 @@ class _Judging(object):
         return dict(url=url, method=self.method, ok=ok, status=status, status_key=status_key,
                     latency_ms=latency_ms, reason=reason, body_excerpt=excerpt, end=ended)
 
-    def _judged(self, url, status, text, started, ended):
+    def _verdict(self, status, text):
+        """``(reason, body excerpt)`` of a response: ``(None, "")`` when it meets the expectations."""
         reason = judge_response(status, text, self.expectations)
+        return reason, body_excerpt(text) if reason else ""
+
+    def _judged(self, url, status, text, started, ended, verdict=None):
+        reason, excerpt = verdict or self._verdict(status, text)
         return self._sample(url, reason is None, status, str(status), (ended - started) * 1000.0,
-                            reason, body_excerpt(text) if reason else "", ended)
+                            reason, excerpt, ended)
 
 
 class _Sampling(_Judging):
@@ -619,6 +624,8 @@ class LeanProber(_Sampling):
 
 MAX_HEAD_BYTES = 65536
 HEAD_CACHE_SIZE = 256
+VERDICT_CACHE_SIZE = 256
+VERDICT_BODY_BYTES = 16384
 RECV_BYTES = 65536
 NO_BODY_STATUSES = (204, 304)
 # Linux's SO_TIMESTAMPNS (SO_TIMESTAMPNS_OLD) is 35 on the architectures that take the
@@ -932,7 +939,8 @@ class LoopSampler(_Judging):
     arrival time of the bytes that complete its response (``SO_TIMESTAMPNS``; a body that
     ends at the close: its last bytes), so the time a response waits while the loop serves
     other connections is not counted. Without a kernel timestamp, the time it is read.
-    Responses are judged after the next request on their connection is sent.
+    Responses are judged after the next request on their connection is sent, outside
+    any request's timed interval.
 
     As LeanProber: a keep-alive connection the server closed while idle is reopened once
     and the request sent again, not counted as an error; ``Connection: close`` (or a body
@@ -952,7 +960,7 @@ class LoopSampler(_Judging):
         self.stamp_option = SO_TIMESTAMPNS
         self.ancillary = socket.CMSG_SPACE(TIMESPEC.size) if self.stamp_option is not None else 0
         self.heads = {}
-        self.charsets = {}
+        self.verdicts = {}
         self.selector = None
         self.samples = []
         self.unjudged = []
@@ -1164,17 +1172,25 @@ class LoopSampler(_Judging):
             self._start(slot, url)
 
     def _judge(self):
+        """Judge the responses received. The same status, Content-Type and body always get the
+        same verdict: a small body's is kept (a health endpoint answers the same most of the time)."""
+        verdicts = self.verdicts
         for url, status, content_type, body, started, ended in self.unjudged:
-            text = ""
-            if self.method != "HEAD":
-                charset = self.charsets.get(content_type)
-                if charset is None:
-                    charset = self.charsets[content_type] = charset_of(content_type)
-                try:
-                    text = body.decode(charset, "replace")
-                except LookupError:  # an unknown charset
-                    text = body.decode("utf-8", "replace")
-            self.samples.append(self._judged(url, status, text, started, ended))
+            key = (status, content_type, body)
+            verdict = verdicts.get(key)
+            if verdict is None:
+                text = ""
+                if self.method != "HEAD":
+                    try:
+                        text = body.decode(charset_of(content_type), "replace")
+                    except LookupError:  # an unknown charset
+                        text = body.decode("utf-8", "replace")
+                verdict = self._verdict(status, text)
+                if len(body) <= VERDICT_BODY_BYTES:
+                    if len(verdicts) >= VERDICT_CACHE_SIZE:
+                        verdicts.clear()
+                    verdicts[key] = verdict
+            self.samples.append(self._judged(url, status, None, started, ended, verdict))
         self.unjudged = []
 
     def _broken(self, slot, exc):
