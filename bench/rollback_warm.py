@@ -36,11 +36,26 @@ import demo_app  # noqa: E402
 from helpers import ansible_env  # noqa: E402
 
 
-def playbook(path, inventory, extra):
+def playbook(path, inventory, extra, times=None):
+    """Start ansible-playbook; with `times`, each task's wall time goes to that file."""
     argv = [str(ROOT / ".venv" / "bin" / "ansible-playbook"), str(path), "-i", str(inventory),
             "-e", json.dumps(extra)]
-    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=ansible_env(None), cwd=str(ROOT))
+    env = ansible_env(None)
+    if times:
+        env.update(ANSIBLE_CALLBACK_PLUGINS=str(ROOT / "bench" / "callbacks"), PRODREADY_TASK_TIMES=str(times),
+                   ANSIBLE_CALLBACKS_ENABLED="prodready.deploy.deploy_report,task_times")
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=str(ROOT))
+
+
+def print_profile(times, top):
+    """The `top` slowest tasks of a run and the time before the first task."""
+    rows = [json.loads(line) for line in Path(times).read_text().splitlines()]
+    if not rows:
+        return
+    print("  first task starts at %.2f s; %d tasks, %.2f s in tasks" % (
+        rows[0]["start_s"], len(rows), sum(r["seconds"] for r in rows)))
+    for row in sorted(rows, key=lambda r: -r["seconds"])[:top]:
+        print("  %6.3f s at %6.2f  %-32s %s" % (row["seconds"], row["start_s"], row["action"], row["task"]))
 
 
 def first_served(url, version, started, stop, out):
@@ -59,6 +74,8 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--slot", default="s1")
+    parser.add_argument("--profile", type=int, default=0, metavar="N",
+                        help="print the N slowest tasks of each rollback (bench/callbacks/task_times.py)")
     args = parser.parse_args()
     sandbox_dir = Path(os.environ.get("PRODREADY_SANDBOX_DIR", ROOT / ".sandbox"))
     info = json.loads((sandbox_dir / "sandbox.json").read_text())
@@ -108,8 +125,9 @@ def main():
             started = time.perf_counter()
             poller = threading.Thread(target=first_served, args=(router + "/health", target, started, stop, seen))
             poller.start()
+            times = base / ("times-%d.jsonl" % round_no) if args.profile else None
             proc = playbook(ROOT / "playbooks" / "rollback.yml", inventory,
-                            {"deploy_hosts": "all", "rollback_to": target})
+                            {"deploy_hosts": "all", "rollback_to": target}, times)
             out = proc.communicate()[0]
             total = time.perf_counter() - started
             stop.set()
@@ -120,6 +138,8 @@ def main():
             print("round %d -> %s: switch_s %.2f (target 2 s, ratio %.2f), total_s %.2f (target 10 s, ratio %.2f), "
                   "total/baseline %.2f" % (round_no + 1, target, switch, switch / 2.0, total, total / 10.0,
                                            total / baseline))
+            if times:
+                print_profile(times, args.profile)
     finally:
         ctl = [str(ROOT / ".venv" / "bin" / "supervisorctl"), "-c", sup["config"]]
         for color in ("blue", "green"):
