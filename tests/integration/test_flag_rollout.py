@@ -361,6 +361,16 @@ def plain_stages(names):
     return [{"name": n, "flags": {"FLAG_" + n.upper(): True}, "restart": False} for n in names]
 
 
+def plain_host(tmp_path):
+    """One host, no service: an env file holding KEEP=1 and the audit log in tmp_path."""
+    env_file = tmp_path / "app.env"
+    env_file.write_text("KEEP=1\n")
+    inventory = write_inventory(tmp_path, {"web1": {
+        "flag_rollout_env_file": str(env_file), "flag_rollout_process_manager": "none",
+        "flag_rollout_audit_log": str(tmp_path / "audit.log")}})
+    return env_file, inventory
+
+
 @pytest.mark.parametrize("selection, expected", [
     ({"flag_rollout_from": "b", "flag_rollout_until": "b"}, ["b"]),
     ({"flag_rollout_from": "b"}, ["b", "c"]),
@@ -368,11 +378,7 @@ def plain_stages(names):
     ({}, ["a", "b", "c"]),
 ])
 def test_from_until_run_exactly_the_named_stages(tmp_path, selection, expected):
-    env_file = tmp_path / "app.env"
-    env_file.write_text("KEEP=1\n")
-    inventory = write_inventory(tmp_path, {"web1": {
-        "flag_rollout_env_file": str(env_file), "flag_rollout_process_manager": "none",
-        "flag_rollout_audit_log": str(tmp_path / "audit.log")}})
+    env_file, inventory = plain_host(tmp_path)
     proc = run_playbook(PLAYBOOK, inventory=inventory,
                         extra_vars=dict(selection, flag_rollout_stages=plain_stages("abc")))
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -386,11 +392,7 @@ def test_from_until_run_exactly_the_named_stages(tmp_path, selection, expected):
     ({"flag_rollout_from": "week-9"}, "flag_rollout_from 'week-9'"),
 ])
 def test_bad_selection_is_refused_before_anything_changes(tmp_path, selection, message):
-    env_file = tmp_path / "app.env"
-    env_file.write_text("KEEP=1\n")
-    inventory = write_inventory(tmp_path, {"web1": {
-        "flag_rollout_env_file": str(env_file), "flag_rollout_process_manager": "none",
-        "flag_rollout_audit_log": str(tmp_path / "audit.log")}})
+    env_file, inventory = plain_host(tmp_path)
     proc = run_playbook(PLAYBOOK, inventory=inventory,
                         extra_vars=dict(selection, flag_rollout_stages=plain_stages("abc")))
     assert proc.returncode != 0
@@ -411,11 +413,7 @@ def test_bad_selection_is_refused_before_anything_changes(tmp_path, selection, m
     ({"migrate": {"revision": "head"}}, "stage 'a': migrate needs project_path or config"),
 ])
 def test_bad_gate_or_migrate_options_are_refused_before_anything_changes(tmp_path, stage, message):
-    env_file = tmp_path / "app.env"
-    env_file.write_text("KEEP=1\n")
-    inventory = write_inventory(tmp_path, {"web1": {
-        "flag_rollout_env_file": str(env_file), "flag_rollout_process_manager": "none",
-        "flag_rollout_audit_log": str(tmp_path / "audit.log")}})
+    env_file, inventory = plain_host(tmp_path)
     stages = [dict(plain_stages("a")[0], **stage)] + plain_stages("b")
     proc = run_playbook(PLAYBOOK, inventory=inventory, extra_vars={"flag_rollout_stages": stages})
     assert proc.returncode != 0
