@@ -26,6 +26,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import codecs
 import errno
 import json
 import os
@@ -429,9 +430,15 @@ TIMEOUT_REASON = "timed out: no answer within timeout=%s s"
 
 
 def charset_of(content_type, default="utf-8"):
-    """The ``charset=`` of a Content-Type header value, else ``default`` (pure)."""
+    """The ``charset=`` of a Content-Type header value, else ``default`` (pure); ``default``
+    too when Python knows no such codec (a server's typo must not crash the judging)."""
     match = re.search(r"charset=[\"']?([A-Za-z0-9._:-]+)", content_type or "", re.IGNORECASE)
-    return match.group(1) if match else default
+    if not match:
+        return default
+    try:
+        return codecs.lookup(match.group(1)).name
+    except LookupError:
+        return default
 
 
 def redirect_method(method, status):

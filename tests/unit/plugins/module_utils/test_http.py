@@ -159,8 +159,9 @@ def test_short_transport_error(text, short):
 @pytest.mark.parametrize("content_type, expected", [
     ("application/json", "utf-8"),
     (None, "utf-8"),
-    ("text/html; charset=ISO-8859-1", "ISO-8859-1"),
+    ("text/html; charset=ISO-8859-1", "iso8859-1"),
     ('text/plain; Charset="utf-16"', "utf-16"),
+    ("text/plain; charset=no-such-codec", "utf-8"),  # a server's typo: decoded as utf-8, no crash
 ])
 def test_charset_of(content_type, expected):
     assert _http.charset_of(content_type) == expected
