@@ -896,7 +896,7 @@ def parse_head(head):
     else:
         will_close = "close" in connection or status == 101
     framing = None
-    if (_header_value(text, lower, "transfer-encoding") or "").lower().split(",")[-1].strip() == "chunked":
+    if (_header_value(text, lower, "transfer-encoding") or "").lower().rsplit(",", 1)[-1].strip() == "chunked":
         framing = "chunked"
     else:
         values = set(value.strip() for value in (_header_value(text, lower, "content-length") or "").split(",")

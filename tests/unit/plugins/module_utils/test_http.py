@@ -375,7 +375,7 @@ def test_parsers_of_one_sampler_share_the_parsed_heads():
     # and leaves the connection open.
     _http.ResponseParser("GET", heads).feed(UNTIL_CLOSE)
     head = _http.ResponseParser("HEAD", heads)
-    assert head.feed(UNTIL_CLOSE.split(b"\r\n\r\n")[0] + b"\r\n\r\n") is True
+    assert head.feed(UNTIL_CLOSE.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n") is True
     assert head.body == b"" and head.will_close is False and len(heads) == 2
 
 
