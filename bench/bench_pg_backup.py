@@ -13,7 +13,6 @@ module's code in this process (no ansible-playbook start-up); the time of one fu
 """
 
 import argparse
-import json
 import os
 import shutil
 import statistics
@@ -26,8 +25,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / ".build" / "collections"))
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "scripts"))
 
 import psycopg2  # noqa: E402
+import sandbox as sandbox_script  # noqa: E402  scripts/sandbox.py
 
 from ansible_collections.prodready.deploy.plugins.modules import pg_backup  # noqa: E402
 
@@ -35,10 +36,9 @@ DB = "bench_backup"
 
 
 def sandbox():
-    desc = json.loads((ROOT / ".sandbox" / "sandbox.json").read_text())
-    secrets = json.loads((ROOT / ".sandbox" / "secrets.json").read_text())
-    pg = desc["services"]["postgres"]
-    return pg, secrets["postgres_superuser_password"]
+    """The running sandbox's PostgreSQL (PRODREADY_SANDBOX_DIR, default .sandbox) and its superuser password."""
+    desc = sandbox_script.load()
+    return desc["services"]["postgres"], desc["secrets"]["postgres_superuser_password"]
 
 
 def admin(pg, password, db="postgres"):

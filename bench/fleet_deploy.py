@@ -20,7 +20,6 @@ requests the new color directly), and run the release from one prebuilt venv
 """
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -32,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "integration"), str(ROOT / "scripts")]
 
 import demo_app  # noqa: E402  scripts/demo_app.py
+import sandbox as sandbox_script  # noqa: E402  scripts/sandbox.py
 import yaml  # noqa: E402
 from apptools import create_app_db, drop_db  # noqa: E402
 from helpers import run_playbook  # noqa: E402
@@ -40,9 +40,8 @@ BASE_PORT = 27300
 
 
 def sandbox():
-    desc = json.loads((ROOT / ".sandbox" / "sandbox.json").read_text())
-    desc["secrets"] = json.loads((ROOT / ".sandbox" / "secrets.json").read_text())
-    return desc
+    """The running sandbox (PRODREADY_SANDBOX_DIR, default .sandbox) with its secrets."""
+    return sandbox_script.load()
 
 
 def host_vars(sb, name, root, dist, db, port, venv):
