@@ -161,3 +161,27 @@ def test_a_second_sandbox_comes_up_and_down_leaving_no_process(tmp_path):
     assert live_processes(str(tmp_path / "sb")) == []
     # postgres' processes name the data dir only in the postmaster; check the port too.
     assert not any("27432" in cmd for pid, cmd in live_processes("postgres"))
+
+
+def test_program_files_of_removed_directories_are_set_aside(tmp_path, capsys):
+    """An interrupted test leaves its supervisord program file behind while its tmp directory
+    is removed; supervisord would then refuse to start at all. `up` sets such files aside."""
+    sup = sandbox_script.Supervisor(tmp_path, {}, {})
+    programs = sup.dir / "programs"
+    programs.mkdir(parents=True)
+    live = tmp_path / "live"
+    (live / "logs").mkdir(parents=True)
+    (programs / "kept.conf").write_text(
+        "[program:kept]\ncommand = /bin/true\ndirectory = %s\nstdout_logfile = %s/logs/kept.log\n" % (live, live))
+    (programs / "gone-log.conf").write_text(
+        "[program:gone-log]\ncommand = /bin/true\nstdout_logfile = %s/nowhere/blue.log\n" % tmp_path)
+    (programs / "gone-dir.conf").write_text(
+        "[program:gone-dir]\ncommand = /bin/true\ndirectory = %s/removed\n" % tmp_path)
+
+    sup.set_aside_stale_programs()
+
+    assert sorted(p.name for p in programs.glob("*.conf")) == ["kept.conf"]
+    assert sorted(p.name for p in (programs / "stale").glob("*.conf")) == ["gone-dir.conf", "gone-log.conf"]
+    said = capsys.readouterr().out
+    assert "gone-log.conf set aside" in said and "%s/nowhere no longer exists" % tmp_path in said
+    assert "gone-dir.conf set aside" in said and "kept.conf" not in said
