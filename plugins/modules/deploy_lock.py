@@ -156,21 +156,12 @@ broke_stale:
            "since": "2026-11-25T00:00:00Z", "since_epoch": 1795564800.0, "pid": 99}
 """
 
-import errno
-import getpass
 import os
-import socket
-import tempfile
-import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.prodready.deploy.plugins.module_utils._errors import ProdreadyError
-from ansible_collections.prodready.deploy.plugins.module_utils import _lockfile
-
-POLL_S = 0.2
-LOCK_MODE = 0o600
+from ansible_collections.prodready.deploy.plugins.module_utils import _lock_io
 
 
 def argument_spec():
@@ -204,171 +195,7 @@ def check_options(params):
                              % directory)
 
 
-def default_owner():
-    """``<login name>@<host name>`` of the user running the module."""
-    try:
-        user = getpass.getuser()
-    except Exception:  # neither the environment nor the password database knows the uid
-        user = str(os.getuid())
-    return "%s@%s" % (user, socket.gethostname())
-
-
-def read_lock(path):
-    """The record in the lock file, or None when there is no lock."""
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-            mtime = os.fstat(handle.fileno()).st_mtime
-    except (IOError, OSError) as exc:
-        if exc.errno == errno.ENOENT:
-            return None
-        raise ProdreadyError("path: cannot read the lock file %s: %s" % (path, to_native(exc)))
-    return _lockfile.parse_record(data, mtime)
-
-
-def create_lock(path, record):
-    """Create the lock file holding `record` if it does not exist; True when created."""
-    data = _lockfile.render_record(record)
-    directory = os.path.dirname(path) or "."
-    try:
-        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", dir=directory)
-    except OSError as exc:
-        raise ProdreadyError("path: cannot create a file in %s: %s" % (directory, to_native(exc)))
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), LOCK_MODE)
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        try:
-            # link() is atomic and exclusive, and the lock appears with its content complete.
-            os.link(tmp, path)
-            return True
-        except OSError as exc:
-            if exc.errno == errno.EEXIST:
-                return False
-            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
-                raise
-        return _create_excl(path, data)
-    except (IOError, OSError) as exc:
-        raise ProdreadyError("path: cannot create the lock file %s: %s" % (path, to_native(exc)))
-    finally:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-
-
-def _create_excl(path, data):
-    """O_CREAT|O_EXCL creation, for filesystems without hard links."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, LOCK_MODE)
-    except OSError as exc:
-        if exc.errno == errno.EEXIST:
-            return False
-        raise
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    return True
-
-
-def take_away(path, record):
-    """Remove the lock judged breakable (`record`); False when it changed meanwhile.
-
-    The file is renamed aside first and compared: if another run replaced it in the
-    meantime, its lock is put back (link fails if yet another run took the path).
-    """
-    aside = "%s.broken.%d.%s" % (path, os.getpid(), int(time.time() * 1000))
-    try:
-        os.rename(path, aside)
-    except OSError as exc:
-        if exc.errno == errno.ENOENT:
-            return False
-        raise ProdreadyError("path: cannot remove the lock file %s: %s" % (path, to_native(exc)))
-    moved = read_lock(aside)
-    same = moved is not None and (moved.get("run_id"), moved.get("since_epoch")) == (
-        record.get("run_id"), record.get("since_epoch"))
-    if not same:
-        try:
-            os.link(aside, path)
-        except OSError:
-            pass
-    try:
-        os.unlink(aside)
-    except OSError:
-        pass
-    return same
-
-
-def acquire(module, params, clock=time.time, monotonic=time.monotonic, sleep=time.sleep):
-    """Take the lock (or predict it in check mode); returns the result dict."""
-    path = params["path"]
-    run_id = params["run_id"]
-    mine = _lockfile.make_record(params["owner"] or default_owner(), run_id, clock(),
-                                 socket.gethostname(), os.getpid())
-    started = monotonic()
-    broke = None
-    while True:
-        waited = monotonic() - started
-        record = read_lock(path)
-        if record is None:
-            if module.check_mode:
-                return dict(changed=True, holder=mine, acquired=True, waited_s=round(waited, 3),
-                            broke_stale=broke)
-            if create_lock(path, mine):
-                return dict(changed=True, holder=read_lock(path) or mine, acquired=True,
-                            waited_s=round(waited, 3), broke_stale=broke)
-            continue  # another run won the race: look at its lock
-        now = clock()
-        action = _lockfile.decide(record, run_id, now, params["stale_after"],
-                                  params["break_stale"], params["force"])
-        if action == _lockfile.OURS:
-            return dict(changed=broke is not None, holder=record, acquired=True,
-                        waited_s=round(waited, 3), broke_stale=broke)
-        if action in (_lockfile.BREAK_STALE, _lockfile.FORCE):
-            if module.check_mode:
-                return dict(changed=True, holder=mine, acquired=True, waited_s=round(waited, 3),
-                            broke_stale=record)
-            if take_away(path, record):
-                broke = record
-            continue
-        if action == _lockfile.STALE:
-            raise ProdreadyError(_lockfile.stale_message(path, record, now,
-                                                         params["stale_after"]),
-                                 holder=record, acquired=False, waited_s=round(waited, 3),
-                                 broke_stale=None)
-        if waited >= params["timeout"]:
-            raise ProdreadyError(_lockfile.held_message(path, record, now, waited),
-                                 holder=record, acquired=False, waited_s=round(waited, 3),
-                                 broke_stale=None)
-        sleep(min(POLL_S, max(0.0, params["timeout"] - waited)) or POLL_S)
-
-
-def release(module, params):
-    """Release the lock (or predict it in check mode); returns the result dict."""
-    path = params["path"]
-    record = read_lock(path)
-    if record is None:
-        return dict(changed=False, holder=None, acquired=False, waited_s=0.0, broke_stale=None)
-    ours = record.get("run_id") == params["run_id"]
-    if not ours and not params["force"]:
-        raise ProdreadyError(_lockfile.release_refused_message(path, record, params["run_id"]),
-                             holder=record, acquired=False, waited_s=0.0, broke_stale=None)
-    if not module.check_mode:
-        if ours:
-            try:
-                os.unlink(path)
-            except OSError as exc:
-                if exc.errno != errno.ENOENT:
-                    raise ProdreadyError("path: cannot remove the lock file %s: %s"
-                                         % (path, to_native(exc)))
-        else:
-            take_away(path, record)
-    return dict(changed=True, holder=None, acquired=False, waited_s=0.0,
-                broke_stale=None if ours else record)
+take_away = _lock_io.take_away
 
 
 def run(module):
@@ -376,8 +203,10 @@ def run(module):
     params = module.params
     check_options(params)
     if params["state"] == "present":
-        return acquire(module, params)
-    return release(module, params)
+        return _lock_io.acquire(params["path"], params["run_id"], owner=params["owner"], timeout=params["timeout"],
+                                stale_after=params["stale_after"], break_stale=params["break_stale"],
+                                force=params["force"], check_mode=module.check_mode)
+    return _lock_io.release(params["path"], params["run_id"], force=params["force"], check_mode=module.check_mode)
 
 
 def main():

@@ -135,21 +135,18 @@ diff:
       type: str
 """
 
-import getpass
 import os
-import pwd
 import socket
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.prodready.deploy.plugins.module_utils._errors import ProdreadyError
 from ansible_collections.prodready.deploy.plugins.module_utils import _atomic
+from ansible_collections.prodready.deploy.plugins.module_utils import _state_io
 from ansible_collections.prodready.deploy.plugins.module_utils import _statefile
 
 NEW_STATE_MODE = 0o640
-NEW_AUDIT_MODE = 0o600
 
 
 def argument_spec():
@@ -163,60 +160,14 @@ def argument_spec():
     )
 
 
-def login_name():
-    """The login name of the user running the module (environment, then the password db)."""
-    try:
-        return getpass.getuser()
-    except Exception:  # getuser raises OSError/KeyError when neither env nor pwd knows
-        try:
-            return pwd.getpwuid(os.getuid()).pw_name
-        except KeyError:
-            return str(os.getuid())
-
-
-def read_state_file(path, create):
-    """(state dict, os.stat or None) of the state file; errors name the file."""
-    if os.path.isdir(path):
-        raise ProdreadyError("path: %s is a directory, not a state file" % path)
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-            st = os.fstat(handle.fileno())
-    except (IOError, OSError) as exc:
-        if not os.path.exists(path):
-            if not create:
-                raise ProdreadyError("path: the state file %s does not exist (create=false)"
-                                     % path)
-            parent = os.path.dirname(path) or "."
-            if not os.path.isdir(parent):
-                raise ProdreadyError("path: cannot create %s: directory %s does not exist"
-                                     % (path, parent))
-            return {}, None
-        raise ProdreadyError("path: cannot read %s: %s" % (path, to_native(exc)))
-    return _statefile.parse_state(data, path), st
+login_name = _state_io.login_name
+read_state_file = _state_io.read_state_file
+append_audit = _state_io.append_audit
 
 
 def write_atomic(path, data, st):
     """Write bytes `data` to `path` atomically, keeping mode and owner (0640 when new)."""
     _atomic.write_atomic(path, data, st, NEW_STATE_MODE, "path")
-
-
-def append_audit(path, line_bytes):
-    """Append one line to the audit log with a single O_APPEND write (0600 when created)."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, NEW_AUDIT_MODE)
-    except OSError as exc:
-        raise ProdreadyError("audit_log: cannot open %s: %s" % (path, to_native(exc)))
-    try:
-        written = os.write(fd, line_bytes)
-        if written != len(line_bytes):
-            raise ProdreadyError("audit_log: short write to %s (%d of %d bytes)"
-                                 % (path, written, len(line_bytes)))
-        os.fsync(fd)
-    except OSError as exc:
-        raise ProdreadyError("audit_log: cannot append to %s: %s" % (path, to_native(exc)))
-    finally:
-        os.close(fd)
 
 
 def run(module, now=None):

@@ -1,0 +1,378 @@
+# -*- coding: utf-8 -*-
+# Copyright: prodready.deploy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: rollback_start
+short_description: Start a rollback in one call - lock, plan, and the switch to a warm color
+version_added: 0.1.0
+description:
+  - The first step of the C(rollback) role, in one module call so that traffic is back on a
+    warm previous release within about a second of the play starting. Every module call
+    costs a Python start-up and the import of Ansible's module code (about 0.5 s of CPU);
+    doing the lock, the plan, the probe and the switch as four calls took over 6 s.
+  - In this order, it takes the deploy lock like M(prodready.deploy.deploy_lock) (after
+    checking that O(state_path) exists; when it does not, it returns RV(state_found=false)
+    without locking); reads the host state like M(prodready.deploy.deploy_state); works
+    out the target version (O(to), else the state's C(previous_version)) and the color for
+    it (one that ran it, else an idle one); asks that color which version it serves, with
+    one request (warm = it answers with the target version).
+  - When the color is warm, O(switch=true) and the router is haproxy, it switches the
+    backend to that color as M(prodready.deploy.router_switch) does for haproxy (make it ready, wait until haproxy's health checks say UP, drain the others; runtime
+    backup servers are removed) and appends the switch's audit line to O(audit_log).
+  - It reports a change only when it switched; the lock it takes is released at the end of
+    the run, so an idempotent re-run reports C(changed=false).
+  - It fails only when it cannot do what it was asked (the lock is held, the socket does not
+    answer, the color does not come up); the decisions (nothing deployed, nothing to roll
+    back to, the color is cold) are returned for the caller to act on. A failure after the
+    lock was taken releases the lock, and RV(locked) says so.
+author:
+  - prodready.deploy maintainers (@prodready)
+options:
+  state_path:
+    description:
+      - The host's deploy state file (C(state.json)).
+    type: path
+    required: true
+  lock_path:
+    description:
+      - The deploy lock file (C(deploy.lock)), as M(prodready.deploy.deploy_lock) takes it.
+    type: path
+    required: true
+  run_id:
+    description:
+      - Identifies this run; the same id releases the lock with M(prodready.deploy.deploy_lock).
+    type: str
+    required: true
+  owner:
+    description:
+      - Who holds the lock, shown to whoever waits for it. Defaults to C(<login name>@<host name>).
+    type: str
+  lock_timeout:
+    description:
+      - Seconds to wait for a lock held by another run before failing.
+    type: float
+    default: 0
+  force:
+    description:
+      - Take a lock held by another run at once (the role's C(rollback_force)). Dangerous
+        while that run is alive.
+    type: bool
+    default: false
+  to:
+    description:
+      - The version to roll back to. Empty means the state's C(previous_version).
+    type: str
+    default: ""
+  colors:
+    description:
+      - "The colors and their ports, for example C({blue: {port: 8101}, green: {port: 8102}})."
+    type: dict
+    required: true
+  bind_host:
+    description:
+      - The address the colors listen on.
+    type: str
+    default: 127.0.0.1
+  health_path:
+    description:
+      - The path asked for the version.
+    type: str
+    default: /health
+  version_path:
+    description:
+      - JSON path of the version in the health answer, as in M(prodready.deploy.health_gate).
+    type: str
+    default: version
+  probe_timeout:
+    description:
+      - Seconds to wait for the color's answer.
+    type: float
+    default: 2
+  switch:
+    description:
+      - Switch the router to the target color when it is warm. Needs O(router=haproxy).
+    type: bool
+    default: true
+  db:
+    description:
+      - The database rollback the caller will do after the switch. The module switches only
+        when it can be done (V(downgrade) needs C(db_revisions_before) in the state), so that
+        a request the caller refuses changes nothing; never with V(restore), whose traffic
+        stops first.
+    type: str
+    choices: [none, downgrade, restore]
+    default: none
+  router:
+    description:
+      - The router in front of the colors. With V(nginx) the module never switches (the
+        caller runs M(prodready.deploy.router_switch)).
+    type: str
+    choices: [haproxy, nginx]
+    default: haproxy
+  admin_socket:
+    description:
+      - haproxy's admin socket, required to switch.
+    type: path
+  backend:
+    description:
+      - The haproxy backend holding one server per color.
+    type: str
+    default: be_app
+  wait_timeout:
+    description:
+      - Seconds to wait for haproxy's health checks to mark the target color UP.
+    type: float
+    default: 10
+  audit_log:
+    description:
+      - The audit log the switch is recorded in (C(action=rollback), C(step=switch)), like
+        M(prodready.deploy.deploy_state) writes it. Nothing is written without it.
+    type: path
+attributes:
+  check_mode:
+    support: full
+    description: Reads the state and asks the color its version; takes no lock, switches
+      nothing and writes nothing.
+  diff_mode:
+    support: none
+    description: No diff is shown.
+notes:
+  - Release the lock in an C(always) section with M(prodready.deploy.deploy_lock),
+    C(state=absent) and the same O(run_id).
+"""
+
+EXAMPLES = r"""
+- name: Lock, plan, and switch at once when the previous release is warm
+  prodready.deploy.rollback_start:
+    state_path: /srv/app/state.json
+    lock_path: /srv/app/deploy.lock
+    audit_log: /srv/app/audit.log
+    run_id: "{{ rollback_run_id }}"
+    colors: {blue: {port: 8101}, green: {port: 8102}}
+    admin_socket: /run/haproxy/admin.sock
+    backend: be_app
+  register: rollback
+
+- name: Start the previous release from releases/ when it is not warm
+  ansible.builtin.debug:
+    msg: "{{ rollback.color }} does not serve {{ rollback.target }}: {{ rollback.probe_reason }}"
+  when: not rollback.noop and not rollback.warm
+"""
+
+RETURN = r"""
+state_found:
+  description: V(false) when O(state_path) does not exist (nothing was deployed; no lock taken).
+  returned: always
+  type: bool
+  sample: true
+locked:
+  description: V(true) when this run holds the deploy lock after the call (never in check mode).
+  returned: always
+  type: bool
+  sample: true
+holder:
+  description: The lock record, as M(prodready.deploy.deploy_lock) returns it (V(null) when not locked).
+  returned: always
+  type: dict
+  sample: {"owner": "deploy@ci", "run_id": "rollback-20261126T214000-42", "since": "2026-11-26T21:40:00Z"}
+state:
+  description: The host state read after taking the lock (V({}) when the file is absent).
+  returned: always
+  type: dict
+  sample: {"live_color": "green", "live_version": "1.1.0", "previous_version": "1.0.0"}
+target:
+  description: The version rolled back to; empty when neither O(to) nor the state names one.
+  returned: always
+  type: str
+  sample: 1.0.0
+color:
+  description: The color chosen for the target (empty without a target).
+  returned: always
+  type: str
+  sample: blue
+noop:
+  description: V(true) when the target is already live.
+  returned: always
+  type: bool
+  sample: false
+warm:
+  description: V(true) when the color answered with the target version.
+  returned: always
+  type: bool
+  sample: true
+probe_reason:
+  description: Why the color is not warm (empty when it is, or when it was not asked).
+  returned: always
+  type: str
+  sample: "version '1.1.0' != expected '1.0.0'"
+switched:
+  description: V(true) when this call switched the router to RV(color).
+  returned: always
+  type: bool
+  sample: true
+switch:
+  description:
+    - The switch, as M(prodready.deploy.router_switch) returns it (C(live), C(previous_live),
+      C(switch_ms), C(servers_state), ...), V(null) when this call did not switch.
+  returned: always
+  type: dict
+  sample: {"live": "blue", "previous_live": "green", "switch_ms": 512.3}
+audit_line:
+  description: The switch's audit record appended to O(audit_log), V(null) when none was written.
+  returned: always
+  type: dict
+  sample: {"action": "rollback", "step": "switch", "result": "success", "color": "blue"}
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.prodready.deploy.plugins.module_utils._errors import ProdreadyError
+from ansible_collections.prodready.deploy.plugins.module_utils import _haproxy_runtime
+from ansible_collections.prodready.deploy.plugins.module_utils import _http
+from ansible_collections.prodready.deploy.plugins.module_utils import _lock_io
+from ansible_collections.prodready.deploy.plugins.module_utils import _state_io
+
+
+def argument_spec():
+    """The module's options."""
+    return dict(
+        state_path=dict(type="path", required=True),
+        lock_path=dict(type="path", required=True),
+        run_id=dict(type="str", required=True),
+        owner=dict(type="str"),
+        lock_timeout=dict(type="float", default=0),
+        force=dict(type="bool", default=False),
+        to=dict(type="str", default=""),
+        colors=dict(type="dict", required=True),
+        bind_host=dict(type="str", default="127.0.0.1"),
+        health_path=dict(type="str", default="/health"),
+        version_path=dict(type="str", default="version"),
+        probe_timeout=dict(type="float", default=2),
+        switch=dict(type="bool", default=True),
+        db=dict(type="str", default="none", choices=["none", "downgrade", "restore"]),
+        router=dict(type="str", default="haproxy", choices=["haproxy", "nginx"]),
+        admin_socket=dict(type="path"),
+        backend=dict(type="str", default="be_app"),
+        wait_timeout=dict(type="float", default=10),
+        audit_log=dict(type="path"),
+    )
+
+
+def color_ports(colors):
+    """`colors` as name -> port (int), or ProdreadyError naming the bad entry."""
+    if not colors:
+        raise ProdreadyError("colors: give at least two colors with their ports, got none")
+    ports = {}
+    for name, spec in colors.items():
+        port = spec.get("port") if isinstance(spec, dict) else None
+        try:
+            ports[name] = int(port)
+        except (TypeError, ValueError):
+            raise ProdreadyError("colors: %s needs a port (a number), got %r" % (name, spec))
+        if not 0 < ports[name] < 65536:
+            raise ProdreadyError("colors: the port of %s must be 1 to 65535, got %s" % (name, ports[name]))
+    return ports
+
+
+def plan(state, to, color_names):
+    """(target, color, noop) for a rollback, as the rollback role decides it (pure).
+
+    target: `to`, else the state's previous_version ("" when neither); color: the live one
+    when the target is live (noop), else an idle color that ran the target, else the first
+    idle color (sorted names)."""
+    target = to or state.get("previous_version") or ""
+    if not target:
+        return "", "", False
+    live_color = state.get("live_color") or ""
+    if target == (state.get("live_version") or ""):
+        return target, live_color, True
+    idle = [name for name in sorted(color_names) if name != live_color]
+    ran_it = [name for name in idle if (state.get("colors") or {}).get(name) == target]
+    chosen = (ran_it + idle)[:1]
+    return target, chosen[0] if chosen else "", False
+
+
+def db_allows_switch(db, state):
+    """Whether traffic may move before the database rollback `db` (pure): never before a
+    restore (traffic stops first), and before a downgrade only when the state records the
+    revisions to go back to (else the caller refuses the request, which must change nothing)."""
+    if db == "restore":
+        return False
+    return db == "none" or bool(state.get("db_revisions_before"))
+
+
+def probe(bind_host, port, health_path, version_path, target, timeout):
+    """'' when the color at `port` answers with version `target`, else why not."""
+    url = "http://%s:%d%s" % (bind_host, port, health_path)
+    expectations = _http.build_expectations([200], expect_version=target, version_path=version_path)
+    prober = _http.make_prober([url], "GET", {}, timeout, expectations)
+    try:
+        sample = prober.probe(url)
+    finally:
+        prober.close()
+    return "" if sample["ok"] else sample["reason"]
+
+
+def run(module):
+    """The module's work for `module.params`; returns the result dict."""
+    p = module.params
+    ports = color_ports(p["colors"])
+    do_switch = p["switch"] and p["router"] == "haproxy"
+    if do_switch and not p["admin_socket"]:
+        raise ProdreadyError("admin_socket: required to switch haproxy (switch=true, router=haproxy)")
+    result = dict(changed=False, state_found=False, locked=False, holder=None, state={}, target="",
+                  color="", noop=False, warm=False, probe_reason="", switched=False, switch=None,
+                  audit_line=None)
+    if not os.path.exists(p["state_path"]):
+        return result
+    result["state_found"] = True
+    if not module.check_mode:
+        lock = _lock_io.acquire(p["lock_path"], p["run_id"], owner=p["owner"],
+                                timeout=0.0 if p["force"] else p["lock_timeout"], force=p["force"])
+        # The lock is released at the end of the run: taking it is not a change of the host.
+        result.update(locked=True, holder=lock["holder"])
+    try:
+        state = _state_io.read_state_file(p["state_path"], True)[0]
+        target, color, noop = plan(state, p["to"], ports)
+        result.update(state=state, target=target, color=color, noop=noop)
+        if not target or noop or not color:
+            return result
+        reason = probe(p["bind_host"], ports[color], p["health_path"], p["version_path"], target,
+                       p["probe_timeout"])
+        result.update(warm=not reason, probe_reason=reason)
+        if reason or not do_switch or module.check_mode or not db_allows_switch(p["db"], state):
+            return result
+        switch = _haproxy_runtime.switch(_haproxy_runtime.RuntimeApi(p["admin_socket"]), p["backend"], color,
+                                         wait_timeout=p["wait_timeout"], warn=module.warn)
+        result.update(changed=True, switched=True, switch=switch)
+        if p["audit_log"]:
+            result["audit_line"] = _state_io.audit(p["audit_log"], dict(
+                action="rollback", step="switch", result="success", color=color,
+                previous_live=switch.get("previous_live"), switch_ms=switch.get("switch_ms"),
+                unavailable_s=0.0, run_id=p["run_id"]))
+        return result
+    except Exception as exc:  # whatever failed after the lock was taken: release it first
+        if result["locked"]:
+            _lock_io.release(p["lock_path"], p["run_id"])
+            if isinstance(exc, ProdreadyError):
+                exc.details.update(locked=False, holder=None)
+        raise
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    try:
+        module.exit_json(**run(module))
+    except ProdreadyError as e:
+        module.fail_json(msg=str(e), **e.details)
+
+
+if __name__ == "__main__":
+    main()

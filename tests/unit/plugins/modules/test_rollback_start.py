@@ -1,0 +1,161 @@
+# -*- coding: utf-8 -*-
+"""Unit tests of the rollback_start module: docs agree with the code, the plan, the lock, and a
+real HTTP answer for the probe (the haproxy switch itself is router_switch's, tested there and
+end to end by tests/integration/test_rollback.py)."""
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+import yaml
+
+from ansible.module_utils.testing import patch_module_args
+
+from ansible_collections.prodready.deploy.plugins.modules import rollback_start
+
+COMMON_RESULT_KEYS = {"changed", "failed", "msg", "invocation", "warnings", "deprecations"}
+
+
+def run_main(capsys, args, check=False):
+    with patch_module_args(dict(args, _ansible_check_mode=check)):
+        with pytest.raises(SystemExit):
+            rollback_start.main()
+    return json.loads(capsys.readouterr().out)
+
+
+@pytest.fixture
+def version_server():
+    """A color that answers /health with {"version": <server.version>}."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            body = json.dumps({"status": "healthy", "version": self.server.version}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    server.version = "1.0.0"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_documented_options_match_argument_spec():
+    doc = yaml.safe_load(rollback_start.DOCUMENTATION)
+    options = doc["options"]
+    spec = rollback_start.argument_spec()
+    assert set(options) == set(spec)
+    for name, opt in spec.items():
+        assert options[name].get("type", "str") == opt.get("type", "str"), name
+        assert options[name].get("default") == opt.get("default"), name
+        assert options[name].get("choices") == opt.get("choices"), name
+        assert bool(options[name].get("required", False)) == bool(opt.get("required", False)), name
+    for task in yaml.safe_load(rollback_start.EXAMPLES):
+        module_args = task.get("prodready.deploy.rollback_start")
+        assert module_args is None or set(module_args) <= set(options), task["name"]
+
+
+@pytest.mark.parametrize("state, to, expected", [
+    # the previous version, on the idle color that ran it
+    ({"live_color": "green", "live_version": "1.1.0", "previous_version": "1.0.0",
+      "colors": {"blue": "1.0.0", "green": "1.1.0"}}, "", ("1.0.0", "blue", False)),
+    # a version no color ran: the first idle color
+    ({"live_color": "blue", "live_version": "1.1.0", "previous_version": "1.0.0", "colors": {"blue": "1.1.0"}},
+     "0.9.0", ("0.9.0", "green", False)),
+    # already live
+    ({"live_color": "blue", "live_version": "1.0.0", "previous_version": "0.9.0"}, "1.0.0", ("1.0.0", "blue", True)),
+    # nothing recorded to go back to
+    ({"live_color": "blue", "live_version": "1.0.0"}, "", ("", "", False)),
+    ({}, "", ("", "", False)),
+])
+def test_plan(state, to, expected):
+    assert rollback_start.plan(state, to, {"blue": 8101, "green": 8102}) == expected
+
+
+@pytest.mark.parametrize("db, state, allowed", [
+    ("none", {}, True),
+    ("downgrade", {"db_revisions_before": ["0001"]}, True),
+    ("downgrade", {"db_revisions_before": []}, False),  # the role refuses it: nothing may change
+    ("restore", {"db_revisions_before": ["0001"], "backup_path": "/b"}, False),  # traffic stops first
+])
+def test_db_allows_switch(db, state, allowed):
+    assert rollback_start.db_allows_switch(db, state) is allowed
+
+
+@pytest.mark.parametrize("colors, message", [
+    ({}, "colors: give at least two colors"),
+    ({"blue": {"port": "x"}}, "colors: blue needs a port (a number), got {'port': 'x'}"),
+    ({"blue": 8101}, "colors: blue needs a port"),
+    ({"blue": {"port": 70000}}, "colors: the port of blue must be 1 to 65535, got 70000"),
+])
+def test_bad_colors_are_refused_naming_the_color(capsys, tmp_path, colors, message):
+    result = run_main(capsys, dict(state_path=str(tmp_path / "state.json"), lock_path=str(tmp_path / "deploy.lock"),
+                                   run_id="r1", colors=colors, switch=False))
+    assert result["failed"] is True and message in result["msg"]
+
+
+def test_switch_without_admin_socket_is_refused(capsys, tmp_path):
+    result = run_main(capsys, dict(state_path=str(tmp_path / "state.json"), lock_path=str(tmp_path / "deploy.lock"),
+                                   run_id="r1", colors={"blue": {"port": 1}, "green": {"port": 2}}))
+    assert result["failed"] is True
+    assert result["msg"] == "admin_socket: required to switch haproxy (switch=true, router=haproxy)"
+
+
+def test_nothing_deployed_takes_no_lock(capsys, tmp_path):
+    result = run_main(capsys, dict(state_path=str(tmp_path / "state.json"), lock_path=str(tmp_path / "deploy.lock"),
+                                   run_id="r1", colors={"blue": {"port": 1}, "green": {"port": 2}}, switch=False))
+    assert result["state_found"] is False and result["locked"] is False and result["changed"] is False
+    assert not (tmp_path / "deploy.lock").exists()
+    assert not set(result) - set(yaml.safe_load(rollback_start.RETURN)) - COMMON_RESULT_KEYS
+
+
+def test_warm_color_found_under_the_lock_and_cold_one_told_why(capsys, tmp_path, version_server):
+    port = version_server.server_address[1]
+    state = tmp_path / "state.json"
+    state.write_text(json.dumps({"live_color": "green", "live_version": "1.1.0", "previous_version": "1.0.0",
+                                 "colors": {"blue": "1.0.0", "green": "1.1.0"}}))
+    args = dict(state_path=str(state), lock_path=str(tmp_path / "deploy.lock"), run_id="r1", switch=False,
+                colors={"blue": {"port": port}, "green": {"port": 1}})
+    result = run_main(capsys, args)
+    assert result["locked"] is True and result["holder"]["run_id"] == "r1"
+    assert json.loads((tmp_path / "deploy.lock").read_text())["run_id"] == "r1"
+    assert (result["target"], result["color"], result["noop"], result["warm"]) == ("1.0.0", "blue", False, True)
+    assert result["switched"] is False and result["switch"] is None and result["probe_reason"] == ""
+
+    version_server.version = "1.1.0"  # the idle color now runs something else: cold
+    again = run_main(capsys, dict(args, run_id="r1"))  # the same run: the lock is re-entrant
+    assert again["warm"] is False and "1.0.0" in again["probe_reason"] and "1.1.0" in again["probe_reason"]
+
+    other = run_main(capsys, dict(args, run_id="r2"))  # another run: the lock is held
+    assert other["failed"] is True and "is held by" in other["msg"]
+
+
+def test_check_mode_probes_but_takes_no_lock(capsys, tmp_path, version_server):
+    state = tmp_path / "state.json"
+    state.write_text(json.dumps({"live_color": "green", "live_version": "1.1.0", "previous_version": "1.0.0"}))
+    result = run_main(capsys, dict(state_path=str(state), lock_path=str(tmp_path / "deploy.lock"), run_id="r1",
+                                   colors={"blue": {"port": version_server.server_address[1]}, "green": {"port": 1}},
+                                   admin_socket=str(tmp_path / "no.sock")), check=True)
+    assert result["warm"] is True and result["locked"] is False and result["switched"] is False
+    assert not (tmp_path / "deploy.lock").exists()
+
+
+def test_a_failed_switch_releases_the_lock(capsys, tmp_path, version_server):
+    state = tmp_path / "state.json"
+    state.write_text(json.dumps({"live_color": "green", "live_version": "1.1.0", "previous_version": "1.0.0"}))
+    result = run_main(capsys, dict(state_path=str(state), lock_path=str(tmp_path / "deploy.lock"), run_id="r1",
+                                   colors={"blue": {"port": version_server.server_address[1]}, "green": {"port": 1}},
+                                   admin_socket=str(tmp_path / "no.sock")))
+    assert result["failed"] is True
+    assert "admin_socket: cannot run" in result["msg"] and "no.sock" in result["msg"]
+    assert result["locked"] is False
+    assert not (tmp_path / "deploy.lock").exists()
