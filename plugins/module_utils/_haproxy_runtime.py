@@ -163,20 +163,20 @@ def apply_backups(api, backend, colors, backups, keep, warn):
         refused = api.delete_server(backend, name)
         if refused:
             warn("router_switch: haproxy did not delete the backup server %s/%s (%s); it "
-                        "is in maint, takes no traffic, and the next switch deletes it"
-                        % (backend, name, refused))
+                 "is in maint, takes no traffic, and the next switch deletes it"
+                 % (backend, name, refused))
     if enable:
         api.set_state(backend, _haproxy.backup_name(keep), "ready")
     address = colors.get(keep, {}).get("address") if add else None
     if add and not address:
         warn("router_switch: haproxy did not report the address of %s/%s, no backup "
-                    "server was added" % (backend, keep))
+             "server was added" % (backend, keep))
     elif add:
         try:
             api.add_backup(backend, _haproxy.backup_name(keep), address)
         except ProdreadyError as exc:
             warn("router_switch: %s; the switch is done, without a backup server "
-                        "(keep_previous_as_backup needs haproxy 2.4 or later and a backend with "
-                        "a dynamic balance algorithm)" % exc)
+                 "(keep_previous_as_backup needs haproxy 2.4 or later and a backend with "
+                 "a dynamic balance algorithm)" % exc)
     after = api.states(backend)
     return dict(servers_state=after, backup_server=backup_info(_haproxy.split_backups(after)[1]))

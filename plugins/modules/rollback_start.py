@@ -22,7 +22,8 @@ description:
     it (one that ran it, else an idle one); asks that color which version it serves, with
     one request (warm = it answers with the target version).
   - When the color is warm, O(switch=true) and the router is haproxy, it switches the
-    backend to that color as M(prodready.deploy.router_switch) does for haproxy (make it ready, wait until haproxy's health checks say UP, drain the others; runtime
+    backend to that color as M(prodready.deploy.router_switch) does for haproxy (make it
+    ready, wait until haproxy's health checks say UP, drain the others; runtime
     backup servers are removed) and appends the switch's audit line to O(audit_log).
   - It reports a change only when it switched; the lock it takes is released at the end of
     the run, so an idempotent re-run reports C(changed=false).
