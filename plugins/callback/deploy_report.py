@@ -158,6 +158,24 @@ def summarize_module(module, data):
             "passed" if data.get("passed") else "FAILED", counts.get("ok", 0), counts.get("warn", 0),
             counts.get("fail", 0), "".join("; %s: %s" % (c.get("name"), c.get("detail")) for c in failed))
         return event
+    if module == "rollback_start":
+        switch = data.get("switch") or {}
+        event = _pick(data, ("target", "color", "warm", "switched", "noop"))
+        event.update(kind="router_switch" if data.get("switched") else "rollback_plan",
+                     previous_live=switch.get("previous_live"), switch_ms=switch.get("switch_ms"))
+        if not data.get("state_found", True):
+            event["text"] = "rollback: nothing deployed on this host"
+        elif not data.get("target"):
+            event["text"] = "rollback: no version to roll back to"
+        elif data.get("noop"):
+            event["text"] = "rollback: %s is already live" % data["target"]
+        elif data.get("switched"):
+            event["text"] = "rollback to %s: router %s -> %s in %s ms (warm)" % (
+                data["target"], switch.get("previous_live") or "none", data.get("color"), switch.get("switch_ms", "?"))
+        else:
+            event["text"] = "rollback to %s: %s is %s" % (
+                data["target"], data.get("color"), "warm" if data.get("warm") else "cold (%s)" % data.get("probe_reason"))
+        return event
     if module == "deploy_lock":
         holder = data.get("holder") or {}
         event = {"kind": "lock", "acquired": data.get("acquired"), "owner": holder.get("owner")}
