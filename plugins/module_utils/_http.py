@@ -1188,10 +1188,7 @@ class LoopSampler(_Judging):
             if verdict is None:
                 text = ""
                 if self.method != "HEAD":
-                    try:
-                        text = body.decode(charset_of(content_type), "replace")
-                    except LookupError:  # an unknown charset
-                        text = body.decode("utf-8", "replace")
+                    text = body.decode(charset_of(content_type), "replace")  # charset_of knows the codec
                 verdict = self._verdict(status, text)
                 if len(body) <= VERDICT_BODY_BYTES:
                     if len(verdicts) >= VERDICT_CACHE_SIZE:

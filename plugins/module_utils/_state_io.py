@@ -76,8 +76,13 @@ def append_audit(path, line_bytes):
         os.close(fd)
 
 
+def audit_line(event, now=None):
+    """The audit record of `event`: the event plus time (`now`, default now), user and host."""
+    return _statefile.build_audit_line(event, now if now else time.time(), login_name(), socket.gethostname())
+
+
 def audit(path, event, now=None):
     """Append `event` (plus time, user and host) to the audit log at `path`; returns the line."""
-    line = _statefile.build_audit_line(event, now if now else time.time(), login_name(), socket.gethostname())
+    line = audit_line(event, now)
     append_audit(path, _statefile.render_audit_line(line))
     return line

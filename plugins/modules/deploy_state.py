@@ -136,8 +136,6 @@ diff:
 """
 
 import os
-import socket
-import time
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -160,11 +158,6 @@ def argument_spec():
     )
 
 
-login_name = _state_io.login_name
-read_state_file = _state_io.read_state_file
-append_audit = _state_io.append_audit
-
-
 def write_atomic(path, data, st):
     """Write bytes `data` to `path` atomically, keeping mode and owner (0640 when new)."""
     _atomic.write_atomic(path, data, st, NEW_STATE_MODE, "path")
@@ -178,14 +171,13 @@ def run(module, now=None):
         raise ProdreadyError("audit: an audit event needs audit_log, the file to append it to")
     if params["audit_log"] and os.path.isdir(params["audit_log"]):
         raise ProdreadyError("audit_log: %s is a directory, not a file" % params["audit_log"])
-    previous, st = read_state_file(path, params["create"])
+    previous, st = _state_io.read_state_file(path, params["create"])
     state, state_changed = _statefile.merge_update(previous, params["update"])
     # A missing file reads as {}; it is created only when there is something to write.
     write_needed = state_changed
     audit_line = None
     if params["audit"] is not None:
-        audit_line = _statefile.build_audit_line(params["audit"], now if now else time.time(),
-                                                 login_name(), socket.gethostname())
+        audit_line = _state_io.audit_line(params["audit"], now)
     # No `path` key: AnsibleModule would add file attributes to the result (and a `state`).
     result = dict(changed=write_needed or audit_line is not None, state=state,
                   previous=previous, audit_line=audit_line)
@@ -199,7 +191,7 @@ def run(module, now=None):
         if write_needed:
             write_atomic(path, _statefile.render_state(state), st)
         if audit_line is not None:
-            append_audit(params["audit_log"], _statefile.render_audit_line(audit_line))
+            _state_io.append_audit(params["audit_log"], _statefile.render_audit_line(audit_line))
     return result
 
 
