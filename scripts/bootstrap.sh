@@ -23,6 +23,17 @@ command -v ab >/dev/null 2>&1 || need_pkgs+=(apache2-utils)
 [ -x /usr/lib/postgresql/15/bin/initdb ] || need_pkgs+=(postgresql-15)
 command -v psql >/dev/null 2>&1 || need_pkgs+=(postgresql-client-15)
 command -v runuser >/dev/null 2>&1 || need_pkgs+=(util-linux)
+# Fleet hosts (scripts/fleet_hosts.py): sshd, sudo and a supervisord of their own run in
+# network namespaces, the collection's modules under Debian's /usr/bin/python3 with the
+# libraries they import on the host (module_utils: psycopg2, redis, requests, cryptography).
+[ -x /usr/sbin/sshd ] || need_pkgs+=(openssh-server)
+command -v ssh >/dev/null 2>&1 || need_pkgs+=(openssh-client)
+[ -x /usr/bin/sudo ] || need_pkgs+=(sudo)
+[ -x /usr/bin/supervisord ] || need_pkgs+=(supervisor)
+command -v ip >/dev/null 2>&1 || need_pkgs+=(iproute2)
+for pkg in python3-psycopg2 python3-requests python3-redis python3-venv python3-cryptography; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || need_pkgs+=("$pkg")
+done
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     log "missing Debian packages: ${need_pkgs[*]} (run as root, or install them)" >&2
@@ -34,9 +45,21 @@ if [ "${#need_pkgs[@]}" -gt 0 ]; then
   policy=/usr/sbin/policy-rc.d
   created_policy=0
   if [ ! -e "$policy" ]; then printf '#!/bin/sh\nexit 101\n' > "$policy"; chmod 755 "$policy"; created_policy=1; fi
+  # A daemon's default pid file before the install: one that appears is a service the
+  # packages started (openssh-server, supervisor) despite the policy; it is stopped again.
+  daemons=(/run/sshd.pid /run/supervisord.pid)
+  before=""
+  for pidfile in "${daemons[@]}"; do [ -s "$pidfile" ] && before="$before $pidfile"; done
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
   [ "$created_policy" -eq 1 ] && rm -f "$policy"
+  for pidfile in "${daemons[@]}"; do
+    case " $before " in *" $pidfile "*) continue ;; esac
+    if [ -s "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+      log "stopping the system-wide service the package started (pid $(cat "$pidfile"), $pidfile)"
+      kill "$(cat "$pidfile")" || true
+    fi
+  done
 fi
 
 # 2. The project venv with pinned requirements (re-installed only when they change).
