@@ -64,6 +64,14 @@ for _i in range(1, TEST_SLOTS + 1):
 APP_DB = "app"
 APP_DB_USER = "app"
 
+# The fleet hosts' bridge (scripts/fleet_hosts.py: network namespaces with sshd, one per
+# simulated host). PostgreSQL and Redis also listen on its address, so that the hosts reach
+# them the way production hosts reach a database server; nothing else is routed there.
+FLEET_BRIDGE = "prfleet0"
+FLEET_ADDRESS = "10.231.0.1"
+FLEET_SUBNET = "10.231.0.0/24"
+FLEET_LISTENERS = ("postgres", "redis")
+
 
 class SandboxError(Exception):
     """A service could not be brought up or down; the message says which and why."""
@@ -194,6 +202,47 @@ def haproxy_socket(path, command: str) -> str:
     return b"".join(chunks).decode()
 
 
+def ensure_bridge(base: Path) -> None:
+    """The fleet bridge with its address, up (idempotent). `base` records that we made it.
+
+    Raises SandboxError when this machine does not permit it (no CAP_NET_ADMIN) or when its
+    subnet is already routed through another interface.
+    """
+    ip = system_bin("ip")
+    routed = run([ip, "-o", "-4", "route", "show", FLEET_SUBNET], check=False).stdout.split()
+    if routed and routed[routed.index("dev") + 1] != FLEET_BRIDGE:
+        raise SandboxError(f"{FLEET_SUBNET} is already routed through {routed[routed.index('dev') + 1]}: "
+                           f"the fleet bridge {FLEET_BRIDGE} needs that subnet")
+    if not Path("/sys/class/net", FLEET_BRIDGE).exists():
+        proc = run([ip, "link", "add", FLEET_BRIDGE, "type", "bridge"], check=False)
+        if proc.returncode != 0:
+            raise SandboxError(f"ip link add {FLEET_BRIDGE} type bridge: {proc.stderr.strip()} "
+                               "(creating a bridge needs root with CAP_NET_ADMIN)")
+        (base / "bridge.created").write_text(FLEET_BRIDGE + "\n")
+    addrs = run([ip, "-o", "-4", "addr", "show", "dev", FLEET_BRIDGE]).stdout
+    if f" {FLEET_ADDRESS}/" not in addrs:
+        run([ip, "addr", "add", f"{FLEET_ADDRESS}/{FLEET_SUBNET.split('/')[1]}", "dev", FLEET_BRIDGE])
+    run([ip, "link", "set", FLEET_BRIDGE, "up"])
+
+
+def remove_bridge(base: Path) -> None:
+    """Delete the fleet bridge if `base` created it and no host is attached to it any more."""
+    marker = base / "bridge.created"
+    if not marker.exists():
+        return
+    if not Path("/sys/class/net", FLEET_BRIDGE).exists():
+        marker.unlink()
+        return
+    attached = sorted(p.name for p in Path("/sys/class/net", FLEET_BRIDGE, "brif").iterdir())
+    if attached:
+        log(f"bridge     {FLEET_BRIDGE} kept: fleet hosts still attached ({', '.join(attached)}; "
+            "scripts/fleet_hosts.py down)")
+        return
+    run([system_bin("ip"), "link", "del", FLEET_BRIDGE])
+    marker.unlink()
+    log(f"bridge     {FLEET_BRIDGE} removed")
+
+
 def write_private(path: Path, text: str, mode: int = 0o600) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -310,15 +359,24 @@ class Postgres(Service):
             with open(self.data / "postgresql.auto.conf", "a") as fh:
                 fh.write(
                     "\n# prodready sandbox\n"
-                    "listen_addresses = '127.0.0.1'\n"
+                    f"listen_addresses = '127.0.0.1,{FLEET_ADDRESS}'\n"
                     f"unix_socket_directories = '{self.run_dir}'\n"
                     "max_connections = 200\n"
                     "shared_preload_libraries = 'pg_stat_statements'\n"
                     # A throwaway cluster: durability settings traded for test speed.
                     "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
                 )
+        # Fleet hosts connect from the bridge subnet (password auth like 127.0.0.1). The
+        # bridge address is given on the command line too, for clusters made before it; a
+        # missing bridge only costs a warning in the log (127.0.0.1 still binds).
+        hba = self.data / "pg_hba.conf"
+        if FLEET_SUBNET not in hba.read_text():
+            with open(hba, "a") as fh:
+                fh.write(f"# prodready fleet hosts (scripts/fleet_hosts.py)\n"
+                         f"host    all             all             {FLEET_SUBNET:<24}scram-sha-256\n")
         run([PG_BIN / "pg_ctl", "-D", self.data, "-l", self.dir / "log" / "postgres.log",
-             "-o", f"-p {self.ports['postgres']}", "-w", "-t", "60", "start"], as_postgres=True)
+             "-o", f"-p {self.ports['postgres']} -c listen_addresses=127.0.0.1,{FLEET_ADDRESS}",
+             "-w", "-t", "60", "start"], as_postgres=True)
         wait_until(self.ready, "PostgreSQL")
         self.provision()
 
@@ -373,7 +431,7 @@ class Redis(Service):
         self.dir.mkdir(parents=True, exist_ok=True)
         write_private(self.conf(), "\n".join([
             f"port {self.ports['redis']}",
-            "bind 127.0.0.1",
+            f"bind 127.0.0.1 -{FLEET_ADDRESS}",  # '-': skipped while the bridge is missing
             "protected-mode yes",
             "daemonize yes",
             f"pidfile {self.pidfile}",
@@ -720,6 +778,13 @@ def cmd_up(base: Path) -> int:
     base.mkdir(parents=True, exist_ok=True)
     os.chmod(base, 0o755)  # the postgres user must traverse it
     port_map, secret, services = build(base)
+    try:
+        ensure_bridge(base)
+        bridged = True
+        log(f"bridge     {FLEET_BRIDGE} {FLEET_ADDRESS} (fleet hosts reach PostgreSQL and Redis there)")
+    except SandboxError as exc:
+        log(f"bridge     skipped, fleet hosts will not reach PostgreSQL/Redis: {exc}")
+        bridged = False
     for svc in services:
         if svc.running() and svc.ready():
             if getattr(svc, "outdated", lambda: False)():
@@ -727,6 +792,9 @@ def cmd_up(base: Path) -> int:
                 log(f"{svc.name:<10} config changed: reloaded, states kept (pid {svc.pid()})")
                 continue
             log(f"{svc.name:<10} already running (pid {svc.pid()})")
+            if bridged and svc.name in FLEET_LISTENERS and not port_open(port_map[svc.name], FLEET_ADDRESS):
+                log(f"{svc.name:<10} does not listen on {FLEET_ADDRESS} (started before the fleet bridge), "
+                    "so fleet hosts cannot reach it: restart with scripts/sandbox down && scripts/sandbox up")
             continue
         if svc.running():
             log(f"{svc.name:<10} running but not answering: restarting it")
@@ -771,6 +839,7 @@ def cmd_down(base: Path) -> int:
             log(f"{svc.name:<10} stopped (pid {pid})")
         else:
             log(f"{svc.name:<10} not running")
+    remove_bridge(base)
     return 0
 
 
