@@ -2,10 +2,10 @@
 # Copyright: prodready.deploy contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""The haproxy runtime API on its admin socket, and the switch of a backend to one color.
+"""The haproxy runtime API (admin socket or TCP admin address), and what router_switch and
+rollback_start do with it: switch a backend's servers, put them in maint or back to ready.
 
-Shared by router_switch and rollback_start: the decisions are the pure functions of
-_haproxy; this file talks to the socket.
+The decisions are the pure functions of _haproxy; this file talks to haproxy.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -23,20 +23,54 @@ from ansible_collections.prodready.deploy.plugins.module_utils import _haproxy
 POLL_S = 0.1
 DELETE_TIMEOUT_S = 5.0  # `del server` waits for the backup server's last connections to end
 SOCKET_TIMEOUT_S = 5.0
+FAMILIES = {"any": socket.AF_UNSPEC, "ipv4": socket.AF_INET, "ipv6": socket.AF_INET6}
 
 
 class RuntimeApi(object):
-    """The haproxy runtime API on a UNIX socket, one connection per command."""
+    """haproxy's runtime API on a UNIX socket (`socket_path`) or a TCP address (`address`,
+    as the admin_address option writes it), one connection per command line."""
 
-    def __init__(self, path):
-        self.path = path
+    def __init__(self, socket_path=None, address=None, timeout=SOCKET_TIMEOUT_S):
+        if bool(socket_path) == bool(address):
+            raise ProdreadyError("admin_socket, admin_address: give one of them")
+        self.socket_path = socket_path
+        self.timeout = timeout
+        if address:
+            family, host, port = _haproxy.parse_admin_address(address)
+            self.tcp = (FAMILIES[family], host, port)
+            self.where = ("admin_address", "admin address %s" % _haproxy.format_address(host, port))
+        else:
+            self.tcp = None
+            self.where = ("admin_socket", "admin socket %s" % socket_path)
+
+    def _connect(self):
+        if self.tcp is None:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(self.timeout)
+            try:
+                sock.connect(self.socket_path)
+            except Exception:
+                sock.close()
+                raise
+            return sock
+        family, host, port = self.tcp
+        last = None
+        for af, kind, proto, _name, addr in socket.getaddrinfo(host, port, family, socket.SOCK_STREAM):
+            sock = socket.socket(af, kind, proto)
+            sock.settimeout(self.timeout)
+            try:
+                sock.connect(addr)
+                return sock
+            except (socket.error, OSError) as exc:
+                sock.close()
+                last = exc
+        raise last or OSError("no address found for %s" % host)
 
     def command(self, line):
-        """Send one command, return haproxy's answer as text."""
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(SOCKET_TIMEOUT_S)
+        """Send one command line, return haproxy's answer as text."""
+        sock = None
         try:
-            sock.connect(self.path)
+            sock = self._connect()
             sock.sendall((line + "\n").encode("utf-8"))
             chunks = []
             while True:
@@ -45,18 +79,42 @@ class RuntimeApi(object):
                     break
                 chunks.append(data)
         except (socket.error, OSError) as exc:
-            raise ProdreadyError("admin_socket: cannot run %r on haproxy's admin socket %s: %s"
-                                 % (line, self.path, to_native(exc)))
+            raise ProdreadyError("%s: cannot run %r on haproxy's %s: %s"
+                                 % (self.where[0], line, self.where[1], to_native(exc)))
         finally:
-            sock.close()
+            if sock is not None:
+                sock.close()
         return to_text(b"".join(chunks), errors="replace")
+
+    def set_states(self, backend, plan):
+        """Apply `plan` [(server, state)] with ``set server <backend>/<server> state <state>``
+        commands joined by `;` on one line (several lines only past
+        _haproxy.BATCH_MAX_CHARS); returns ["<command>: <answer>"] for each command haproxy
+        refused (haproxy runs the others). When an answer cannot be split per command, the
+        servers whose admin state is not the one asked for are reported with the whole answer."""
+        refused = []
+        lines = _haproxy.batch_lines(backend, plan)
+        done = 0
+        for line in lines:
+            count = line.count(";") + 1
+            part = plan[done:done + count]
+            done += count
+            text = self.command(line)
+            answers = _haproxy.split_answers(text, count)
+            if answers is not None:
+                refused += _haproxy.refused(backend, part, answers)
+                continue
+            now = self.states(backend)
+            refused += ["set server %s/%s state %s: %s" % (backend, server, state, text.strip() or "no answer")
+                        for server, state in part
+                        if now.get(server, {}).get("admin_state") != state]
+        return refused
 
     def set_state(self, backend, server, state):
         """``set server <backend>/<server> state <state>``; an answer is an error."""
-        answer = self.command("set server %s/%s state %s" % (backend, server, state)).strip()
-        if answer:
-            raise ProdreadyError("haproxy: set server %s/%s state %s failed: %s"
-                                 % (backend, server, state, answer))
+        refused = self.set_states(backend, [(server, state)])
+        if refused:
+            raise ProdreadyError("haproxy: %s" % refused[0])
 
     def add_backup(self, backend, name, address):
         """``add server <backend>/<name> <address> backup``, then ready (it is added in maint)."""
@@ -87,74 +145,190 @@ class RuntimeApi(object):
         return _haproxy.merge_states(admin, stat_rows)
 
 
-def switch(api, backend, live, wait_timeout=10.0, old_state="drain", keep_previous_as_backup=False,
-           check_mode=False, warn=None, monotonic=time.monotonic, sleep=time.sleep):
-    """Switch haproxy `backend` (through RuntimeApi `api`) to server `live`: make it ready,
-    wait up to `wait_timeout` s until its health checks say UP, then set the others to
-    `old_state`; with `keep_previous_as_backup` the previous color stays as a runtime backup
-    server. `warn(text)` receives what went wrong without failing the switch. Returns the
-    router_switch result dict (changed, live, previous_live, servers_state, switch_ms,
-    reloaded, backup_server); raises ProdreadyError when `live` does not come up."""
+def scoped(api, backend, servers):
+    """The states of the servers of `backend` a task may touch (_haproxy.in_scope), as one dict."""
+    colors, backups = _haproxy.in_scope(api.states(backend), servers)
+    return dict(colors, **backups)
+
+
+def send(api, backend, plan, what):
+    """Apply `plan` in one batch; ProdreadyError saying `what` failed when haproxy refused a
+    command (the accepted ones are applied)."""
+    refused = api.set_states(backend, plan) if plan else []
+    if refused:
+        raise ProdreadyError("haproxy refused to %s: %s (is the stats socket declared with "
+                             "level admin?)" % (what, "; ".join(refused)))
+
+
+def wait_up(api, backend, servers, names, wait_timeout, started, monotonic, sleep):
+    """Poll until every server of `names` is UP: ({}, states) when they are, or
+    ({server: its state} for those not UP after `wait_timeout` s, states) and the seconds waited."""
+    while True:
+        current = scoped(api, backend, servers)
+        not_up = dict((name, current[name]) for name in names if not _haproxy.is_up(current[name]))
+        waited = monotonic() - started
+        if not not_up or waited >= wait_timeout:
+            return not_up, current, waited
+        sleep(POLL_S)
+
+
+def switch(api, backend, live, servers=None, wait_timeout=10.0, old_state="drain",
+           keep_previous_as_backup=False, check_mode=False, warn=None, monotonic=time.monotonic,
+           sleep=time.sleep, clock=time.time):
+    """Switch haproxy `backend` (through RuntimeApi `api`) to the server(s) `live` (a name or a
+    list of names): make them ready in one batch, wait up to `wait_timeout` s until every one
+    is UP, then set the other servers to `old_state` in one batch. Only the servers named in
+    `servers` (and their runtime backup servers) take part; None means every server of the
+    backend. With `keep_previous_as_backup` the previous server(s) stay as runtime backup
+    servers. `warn(text)` receives what went wrong without failing the switch.
+
+    Returns the router_switch result dict (changed, live, previous_live, servers_state,
+    switch_ms, reloaded, backup_server, at); previous_live and backup_server are lists when
+    `live` is. Raises ProdreadyError when a server of `live` does not come up (all of them
+    are put back to their previous admin state first)."""
     warn = warn or (lambda text: None)
-    before, backups = _haproxy.split_backups(api.states(backend))
-    if not before:
-        raise ProdreadyError("backend: haproxy backend %s has no servers, or does not exist"
-                             % backend)
-    if live not in before:
-        raise ProdreadyError("live: server %s is not in haproxy backend %s (servers: %s)"
-                             % (live, backend, ", ".join(sorted(before))))
-    result = dict(live=live, previous_live=_haproxy.previous_live(before, live),
-                  servers_state=dict(before, **backups), switch_ms=0.0, reloaded=False,
-                  backup_server=backup_info(backups))
-    if _haproxy.already_live(before, live):
+    listed = isinstance(live, (list, tuple))
+    names = _haproxy.live_names(live)
+    everything = api.states(backend)
+    _haproxy.check_scope(everything, backend, servers, names)
+    before, backups = _haproxy.in_scope(everything, servers)
+    previous = _haproxy.previous_live(before, live)
+    result = dict(live=live, previous_live=previous, servers_state=dict(before, **backups),
+                  switch_ms=0.0, reloaded=False, backup_server=backup_info(backups, listed),
+                  at=_haproxy.iso_utc(clock()))
+    if _haproxy.already_live(before, names):
         # Nothing to switch. With keep_previous_as_backup a backup server there stays (the
-        # switch that added it knew the previous color); without, any one is deleted.
+        # switch that added it knew the previous server); without, any one is deleted.
         if keep_previous_as_backup or not backups:
             return dict(result, changed=False)
         if check_mode:
-            return dict(result, changed=True, backup_server=None)
-        return dict(result, changed=True, **apply_backups(api, backend, before, backups, None, warn))
+            return dict(result, changed=True, backup_server=[] if listed else None)
+        return dict(result, changed=True,
+                    **apply_backups(api, backend, servers, before, backups, None, listed, warn))
     if check_mode:
         return dict(result, changed=True)
 
     started = monotonic()
-    restore_to = before[live]["admin_state"]
-    if restore_to != "ready":
-        api.set_state(backend, live, "ready")
-    current = _haproxy.split_backups(api.states(backend))[0]
-    while not _haproxy.is_up(current[live]):
-        waited = monotonic() - started
-        if waited >= wait_timeout:
-            if restore_to != "ready":
-                api.set_state(backend, live, restore_to)
-            server = dict(current[live], restore_to=restore_to)
-            raise ProdreadyError(_haproxy.not_up_message(backend, live, server, waited),
-                                 live=result["previous_live"],
-                                 previous_live=result["previous_live"],
-                                 servers_state=api.states(backend), switch_ms=0.0,
-                                 reloaded=False)
-        sleep(POLL_S)
-        current = _haproxy.split_backups(api.states(backend))[0]
-    for server, state in _haproxy.plan_old(current, live, old_state):
-        api.set_state(backend, server, state)
+    restore_to = dict((name, before[name]["admin_state"]) for name in names)
+    failed = dict(live=previous, previous_live=previous, switch_ms=0.0, reloaded=False,
+                  backup_server=result["backup_server"])
+    try:
+        send(api, backend, _haproxy.plan_ready(before, names), "make %s ready" % ", ".join(names))
+        not_up, current, waited = wait_up(api, backend, servers, names, wait_timeout, started,
+                                          monotonic, sleep)
+    except ProdreadyError as exc:
+        put_back(api, backend, restore_to)
+        raise ProdreadyError(str(exc), servers_state=scoped(api, backend, servers),
+                             at=_haproxy.iso_utc(clock()), **failed)
+    if not_up:
+        message = _haproxy.not_up_message(backend, not_up, waited, restore_to)
+        message += put_back(api, backend, restore_to)
+        raise ProdreadyError(message, servers_state=scoped(api, backend, servers),
+                             at=_haproxy.iso_utc(clock()), **failed)
+    old = _haproxy.plan_old(_haproxy.in_scope(current, servers)[0], names, old_state)
+    refused = api.set_states(backend, old) if old else []
     switch_ms = round((monotonic() - started) * 1000.0, 1)
-    previous = result["previous_live"]
-    keep = previous if keep_previous_as_backup and previous not in (None, live) else None
-    return dict(result, changed=True, switch_ms=switch_ms,
-                **apply_backups(api, backend, before, backups, keep, warn))
+    at = _haproxy.iso_utc(clock())
+    if refused:
+        raise ProdreadyError("haproxy: %s serve%s, but haproxy refused to take the others out of "
+                             "rotation, so both serve: %s"
+                             % (", ".join(names), "" if listed else "s", "; ".join(refused)),
+                             live=live, previous_live=previous, switch_ms=switch_ms, reloaded=False,
+                             backup_server=result["backup_server"], at=at,
+                             servers_state=scoped(api, backend, servers))
+    if not keep_previous_as_backup:
+        keep = None
+    elif listed:
+        keep = [name for name in previous if name not in names]
+    else:
+        keep = previous if previous not in (None, live) else None
+    return dict(result, changed=True, switch_ms=switch_ms, at=at,
+                **apply_backups(api, backend, servers, before, backups, keep, listed, warn))
 
 
-def backup_info(backups):
-    """The `backup_server` result: the one runtime backup server that is ready, or None."""
-    ready = sorted(name for name, srv in backups.items() if srv["admin_state"] == "ready")
-    if not ready:
-        return None
-    return dict(name=ready[0], address=backups[ready[0]].get("address"))
+def put_back(api, backend, restore_to):
+    """Put the servers of a failed switch back to their admin states {server: state}; returns
+    '' or what haproxy refused, for the failure message."""
+    refused = api.set_states(backend, _haproxy.plan_restore(restore_to)) \
+        if _haproxy.plan_restore(restore_to) else []
+    return "; haproxy refused to put back: %s" % "; ".join(refused) if refused else ""
 
 
-def apply_backups(api, backend, colors, backups, keep, warn):
-    """Leave backup_name(keep) (None: no runtime backup server at all) in `backend`, ready;
-    returns the result's servers_state and backup_server as they are afterwards.
+def maint(api, backend, servers=None, check_mode=False, monotonic=time.monotonic, clock=time.time):
+    """Put the servers named in `servers` (None: every server of `backend`) and their runtime
+    backup servers in maint in one batch: haproxy answers 503 from then on. Returns the
+    router_switch result dict; `at` is when the batch was applied, `previous_live` the
+    servers that served before (a list), `live` [] and `backup_server` []."""
+    everything = api.states(backend)
+    _haproxy.check_scope(everything, backend, servers, None)
+    before, backups = _haproxy.in_scope(everything, servers)
+    targets = dict(before, **backups)
+    plan = _haproxy.plan_maint(targets)
+    result = dict(changed=bool(plan), live=[], previous_live=_haproxy.serving(before),
+                  servers_state=targets, switch_ms=0.0, reloaded=False, backup_server=[],
+                  at=_haproxy.iso_utc(clock()))
+    if check_mode or not plan:
+        return result
+    started = monotonic()
+    refused = api.set_states(backend, plan)
+    result.update(switch_ms=round((monotonic() - started) * 1000.0, 1), at=_haproxy.iso_utc(clock()),
+                  servers_state=scoped(api, backend, servers))
+    if refused:
+        raise ProdreadyError("haproxy refused to put servers in maint, they still take traffic: %s"
+                             % "; ".join(refused), **result)
+    return result
+
+
+def ready(api, backend, live, servers=None, wait_timeout=10.0, check_mode=False,
+          monotonic=time.monotonic, sleep=time.sleep, clock=time.time):
+    """Put the server(s) `live` back to ready in one batch, leaving every other server as it
+    is, and wait up to `wait_timeout` s until they are UP. Returns the router_switch result
+    dict; raises ProdreadyError naming each server not UP in time (they stay ready: haproxy
+    sends them traffic as soon as their health checks pass)."""
+    listed = isinstance(live, (list, tuple))
+    names = _haproxy.live_names(live)
+    everything = api.states(backend)
+    _haproxy.check_scope(everything, backend, servers, names)
+    before, backups = _haproxy.in_scope(everything, servers)
+    plan = _haproxy.plan_ready(before, names)
+    result = dict(changed=bool(plan), live=live, previous_live=_haproxy.previous_live(before, live),
+                  servers_state=dict(before, **backups), switch_ms=0.0, reloaded=False,
+                  backup_server=backup_info(backups, listed), at=_haproxy.iso_utc(clock()))
+    if check_mode:
+        return result
+    started = monotonic()
+    if plan:
+        send(api, backend, plan, "make %s ready" % ", ".join(names))
+        result.update(switch_ms=round((monotonic() - started) * 1000.0, 1),
+                      at=_haproxy.iso_utc(clock()))
+    not_up, current, waited = wait_up(api, backend, servers, names, wait_timeout, started,
+                                      monotonic, sleep)
+    result["servers_state"] = current
+    if not_up:
+        raise ProdreadyError("haproxy: %s ready but not UP within %.1f s: %s; %s take traffic as "
+                             "soon as %s health checks pass"
+                             % (", ".join("%s/%s" % (backend, name) for name in sorted(not_up)),
+                                waited, "; ".join("%s %s" % (name, _haproxy.check_summary(srv))
+                                                  for name, srv in sorted(not_up.items())),
+                                "they" if len(not_up) > 1 else "it",
+                                "their" if len(not_up) > 1 else "its"), **result)
+    return result
+
+
+def backup_info(backups, listed=False):
+    """The `backup_server` result: the runtime backup server that is ready (None when there is
+    none); with `listed`, every one that is ready (a list, sorted by name)."""
+    ready_names = sorted(name for name, srv in backups.items() if srv["admin_state"] == "ready")
+    infos = [dict(name=name, address=backups[name].get("address")) for name in ready_names]
+    if listed:
+        return infos
+    return infos[0] if infos else None
+
+
+def apply_backups(api, backend, servers, colors, backups, keep, listed, warn):
+    """Leave the runtime backup servers of `keep` (a server, a list of them, or None: none at
+    all) in `backend`, ready, and delete the other ones of `backups` (those of this task's
+    servers); returns the result's servers_state and backup_server as they are afterwards.
 
     A backup server is a safety net, not the switch: when haproxy refuses to add or delete
     one, a warning says so and the switch stands."""
@@ -165,18 +339,20 @@ def apply_backups(api, backend, colors, backups, keep, warn):
             warn("router_switch: haproxy did not delete the backup server %s/%s (%s); it "
                  "is in maint, takes no traffic, and the next switch deletes it"
                  % (backend, name, refused))
-    if enable:
-        api.set_state(backend, _haproxy.backup_name(keep), "ready")
-    address = colors.get(keep, {}).get("address") if add else None
-    if add and not address:
-        warn("router_switch: haproxy did not report the address of %s/%s, no backup "
-             "server was added" % (backend, keep))
-    elif add:
+    for name in enable:
+        api.set_state(backend, name, "ready")
+    for color in add:
+        address = colors.get(color, {}).get("address")
+        if not address:
+            warn("router_switch: haproxy did not report the address of %s/%s, no backup "
+                 "server was added" % (backend, color))
+            continue
         try:
-            api.add_backup(backend, _haproxy.backup_name(keep), address)
+            api.add_backup(backend, _haproxy.backup_name(color), address)
         except ProdreadyError as exc:
             warn("router_switch: %s; the switch is done, without a backup server "
                  "(keep_previous_as_backup needs haproxy 2.4 or later and a backend with "
                  "a dynamic balance algorithm)" % exc)
-    after = api.states(backend)
-    return dict(servers_state=after, backup_server=backup_info(_haproxy.split_backups(after)[1]))
+    after = scoped(api, backend, servers)
+    return dict(servers_state=after,
+                backup_server=backup_info(_haproxy.split_backups(after)[1], listed))

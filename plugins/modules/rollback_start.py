@@ -22,13 +22,16 @@ description:
     it (one that ran it, else an idle one); asks that color which version it serves, with
     one request (warm = it answers with the target version).
   - When the color is warm, O(switch=true) and the router is haproxy, it switches the
-    backend to that color as M(prodready.deploy.router_switch) does for haproxy (make it
-    ready, wait until haproxy's health checks say UP, drain the others; runtime
-    backup servers are removed) and appends the switch's audit line to O(audit_log).
+    backend to that color as M(prodready.deploy.router_switch) does for haproxy with
+    O(prodready.deploy.router_switch#module:servers) set to the keys of O(colors) (make it
+    ready, wait until haproxy's health checks say UP, drain the other colors; their runtime
+    backup servers are removed; other servers of the backend, such as other hosts' colors in
+    a shared backend, are left as they are) and appends the switch's audit line to
+    O(audit_log).
   - It reports a change only when it switched; the lock it takes is released at the end of
     the run, so an idempotent re-run reports C(changed=false).
-  - It fails only when it cannot do what it was asked (the lock is held, the socket does not
-    answer, the color does not come up); the decisions (nothing deployed, nothing to roll
+  - It fails only when it cannot do what it was asked (the lock is held, the runtime API does
+    not answer, the color does not come up); the decisions (nothing deployed, nothing to roll
     back to, the color is cold) are returned for the caller to act on. A failure after the
     lock was taken releases the lock, and RV(locked) says so.
 author:
@@ -71,7 +74,9 @@ options:
     default: ""
   colors:
     description:
-      - "The colors and their ports, for example C({blue: {port: 8101}, green: {port: 8102}})."
+      - "The colors and their ports, for example C({blue: {port: 8101}, green: {port: 8102}}).
+        With haproxy, each color is the server of that name in O(backend), and only these
+        servers take part in the switch."
     type: dict
     required: true
   bind_host:
@@ -117,11 +122,18 @@ options:
     default: haproxy
   admin_socket:
     description:
-      - haproxy's admin socket, required to switch.
+      - haproxy's admin socket (UNIX). To switch, one of O(admin_socket) and O(admin_address)
+        is required.
     type: path
+  admin_address:
+    description:
+      - "haproxy's runtime API over TCP, as in M(prodready.deploy.router_switch): C(host:port),
+        C(ipv4@host:port) or C([::1]:port), for a router on another host. Mutually exclusive
+        with O(admin_socket)."
+    type: str
   backend:
     description:
-      - The haproxy backend holding one server per color.
+      - The haproxy backend holding one server per color (and possibly other hosts' servers).
     type: str
     default: be_app
   wait_timeout:
@@ -156,6 +168,16 @@ EXAMPLES = r"""
     run_id: "{{ rollback_run_id }}"
     colors: {blue: {port: 8101}, green: {port: 8102}}
     admin_socket: /run/haproxy/admin.sock
+    backend: be_app
+  register: rollback
+
+- name: The same against a router on its own host, over its TCP runtime API
+  prodready.deploy.rollback_start:
+    state_path: /srv/app/state.json
+    lock_path: /srv/app/deploy.lock
+    run_id: "{{ rollback_run_id }}"
+    colors: {blue: {port: 8101}, green: {port: 8102}}
+    admin_address: ipv4@10.0.0.5:9999
     backend: be_app
   register: rollback
 
@@ -235,6 +257,7 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.prodready.deploy.plugins.module_utils._errors import ProdreadyError
+from ansible_collections.prodready.deploy.plugins.module_utils import _haproxy
 from ansible_collections.prodready.deploy.plugins.module_utils import _haproxy_runtime
 from ansible_collections.prodready.deploy.plugins.module_utils import _http
 from ansible_collections.prodready.deploy.plugins.module_utils import _lock_io
@@ -260,10 +283,27 @@ def argument_spec():
         db=dict(type="str", default="none", choices=["none", "downgrade", "restore"]),
         router=dict(type="str", default="haproxy", choices=["haproxy", "nginx"]),
         admin_socket=dict(type="path"),
+        admin_address=dict(type="str"),
         backend=dict(type="str", default="be_app"),
         wait_timeout=dict(type="float", default=10),
         audit_log=dict(type="path"),
     )
+
+
+MUTUALLY_EXCLUSIVE = [["admin_socket", "admin_address"]]
+
+
+def validate(params):
+    """Refuse values the spec alone does not catch, naming the option and the value."""
+    if params["switch"] and params["router"] == "haproxy":
+        if not params["admin_socket"] and not params["admin_address"]:
+            raise ProdreadyError("admin_socket, admin_address: one is required to switch haproxy "
+                                 "(switch=true, router=haproxy)")
+        if params["admin_address"]:
+            _haproxy.parse_admin_address(params["admin_address"])
+        _haproxy.check_name("backend", params["backend"])
+        for name in sorted(params["colors"] or ()):
+            _haproxy.check_name("colors", name)
 
 
 def color_ports(colors):
@@ -325,9 +365,8 @@ def run(module):
     """The module's work for `module.params`; returns the result dict."""
     p = module.params
     ports = color_ports(p["colors"])
+    validate(p)
     do_switch = p["switch"] and p["router"] == "haproxy"
-    if do_switch and not p["admin_socket"]:
-        raise ProdreadyError("admin_socket: required to switch haproxy (switch=true, router=haproxy)")
     result = dict(changed=False, state_found=False, locked=False, holder=None, state={}, target="",
                   color="", noop=False, warm=False, probe_reason="", switched=False, switch=None,
                   audit_line=None)
@@ -350,7 +389,8 @@ def run(module):
         result.update(warm=not reason, probe_reason=reason)
         if reason or not do_switch or module.check_mode or not db_allows_switch(p["db"], state):
             return result
-        switch = _haproxy_runtime.switch(_haproxy_runtime.RuntimeApi(p["admin_socket"]), p["backend"], color,
+        api = _haproxy_runtime.RuntimeApi(p["admin_socket"], p["admin_address"])
+        switch = _haproxy_runtime.switch(api, p["backend"], color, sorted(ports),
                                          wait_timeout=p["wait_timeout"], warn=module.warn)
         result.update(changed=True, switched=True, switch=switch)
         if p["audit_log"]:
@@ -368,7 +408,8 @@ def run(module):
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
+                           mutually_exclusive=MUTUALLY_EXCLUSIVE)
     try:
         module.exit_json(**run(module))
     except ProdreadyError as e:

@@ -8,19 +8,27 @@ __metaclass__ = type
 
 DOCUMENTATION = r"""
 module: router_switch
-short_description: Send a blue-green router's traffic to one color (haproxy or nginx)
+short_description: Send a blue-green router's traffic to one color or a fleet's servers (haproxy or nginx)
 version_added: 0.1.0
 description:
-  - Makes the router send new requests to the server of one color, O(live), and no longer to
-    the other color(s).
-  - "O(router=haproxy): both colors are servers of one backend. The module talks to the
-    runtime API on the admin socket: C(set server <backend>/<live> state ready), waits until
-    the health checks report it UP (or, for a server without health check, that it is ready
-    and running), then C(set server <backend>/<other> state drain) (or C(maint)) for every
-    other server. No reload, no client connection is touched. When the new server does not
-    come UP within O(wait_timeout), it is put back to the state it had, the other servers are
-    left as they were, and the module fails naming the server, its status and its check
-    details."
+  - Makes the router send new requests to the server(s) O(live), and no longer to the other
+    servers of this deploy; with haproxy, also takes servers out of service and back
+    (O(state=maint), O(state=ready)).
+  - "O(router=haproxy): the colors are servers of one backend, reached through haproxy's
+    runtime API on the admin socket (O(admin_socket)) or a TCP admin address
+    (O(admin_address)). One batch of commands (C(set server <backend>/<server> state ready)
+    separated by C(;) on one line) makes every server of O(live) ready; the module waits until
+    the health checks report every one UP (or, for a server without health check, that it is
+    ready and running), then one batch sets every other server taking part to C(drain) (or
+    C(maint)), so traffic moves at once. No reload, no client connection is touched. When a
+    server of O(live) does not come UP within O(wait_timeout), every server of O(live) is put
+    back to the state it had, the other servers are left as they were, and the module fails
+    naming each server not UP, its status and its check details."
+  - "With O(router=haproxy) the servers taking part are the keys of O(servers) (and their
+    runtime backup servers); every other server of the backend, for example another app
+    host's colors in a backend shared by the fleet, is left exactly as it was and plays no
+    part in RV(previous_live) or in deciding whether O(live) already serves. Without
+    O(servers), every server of the backend takes part."
   - "O(router=nginx): the upstream include O(upstream_include) is rewritten to
     C(upstream <upstream_name> { server <servers[live]>; keepalive <keepalive>; }) atomically,
     C(nginx -t) checks the configuration and C(nginx -s reload) applies it. When C(nginx -t)
@@ -36,26 +44,50 @@ options:
     type: str
     choices: [haproxy, nginx]
     required: true
+  state:
+    description:
+      - "V(live): the switch; O(live) takes the traffic, the other servers taking part are set
+        to O(old_state)."
+      - "V(maint) (haproxy): every server taking part (the keys of O(servers), or every server
+        of the backend without it) and their runtime backup servers go to C(maint) in one
+        batch; haproxy answers 503 for the backend from then on. RV(at) says when. Used to stop
+        writes before a database restore."
+      - "V(ready) (haproxy): the server(s) O(live) go back to C(ready) in one batch, every other
+        server is left as it is; the module waits up to O(wait_timeout) for them to be UP and
+        fails naming those that are not (they stay ready)."
+    type: str
+    choices: [live, maint, ready]
+    default: live
   live:
     description:
-      - The color (haproxy server name, key of O(servers)) that must take the traffic, for
-        example V(blue) or V(green).
-    type: str
-    required: true
+      - The server that must take the traffic (haproxy server name, key of O(servers)), for
+        example V(blue) or V(green); required with O(state=live) and O(state=ready), not used
+        with O(state=maint).
+      - "With O(router=haproxy), a list of server names switches them together (a fleet-atomic
+        switch), for example V([h1-green, h2-green, h3-green]): all are made ready, all must be
+        UP within one O(wait_timeout), then the others are drained in one batch. The shape of
+        RV(previous_live) and RV(backup_server) follows: a list when O(live) is a list."
+    type: raw
   servers:
     description:
-      - "The address (C(host:port)) of each color, for example C({blue: 127.0.0.1:8001})."
-      - Required with O(router=nginx). With O(router=haproxy) the servers come from the
-        backend; when given, O(live) must be one of its keys.
+      - "The servers of this deploy, each with its address (C(host:port)), for example
+        C({blue: 127.0.0.1:8001, green: 127.0.0.1:8002})."
+      - Required with O(router=nginx), where every value is the address the upstream points at.
+      - "With O(router=haproxy), only the names matter: they say which servers of O(backend)
+        take part (see above), and every one must be in the backend. A value may be an address
+        (not compared with haproxy's), V(null) or empty, for example
+        C({h1-blue: null, h1-green: null}). O(live) must be among the keys."
     type: dict
   wait_timeout:
     description:
-      - With O(router=haproxy), seconds to wait for the new server to be UP.
+      - With O(router=haproxy), seconds to wait for the server(s) of O(live) to be UP, one
+        deadline for all of them.
     type: float
     default: 10
   old_state:
     description:
-      - With O(router=haproxy), the state the other servers are put in. V(drain) lets
+      - With O(router=haproxy) and O(state=live), the state the other servers taking part are
+        put in. V(drain) lets
         connections and persistent sessions finish; V(maint) takes them out completely.
     type: str
     choices: [drain, maint]
@@ -69,17 +101,30 @@ options:
         to a backup server only while no other server is usable: when the new color's health
         checks mark it DOWN during the gate window, clients get the previous release instead
         of a 503 from the router. The old color must keep running while it is there."
-      - With V(false), every such backup server of the backend is deleted (C(del server)),
-        also when O(live) already serves; the blue_green role does so before it stops the old
-        color and when it switches back.
+      - "With a list in O(live), one backup server is kept for each server that served before,
+        is named in O(servers) (or is in the backend, without O(servers)) and is not in O(live):
+        C(prodready-backup-<server>)."
+      - With V(false), every such backup server of the servers taking part is deleted
+        (C(del server)), also when O(live) already serves; the blue_green role does so before
+        it stops the old color and when it switches back. Backup servers of servers that do
+        not take part are left alone.
       - When haproxy refuses to add it, the switch is still done and a warning says why.
     type: bool
     default: false
   admin_socket:
     description:
-      - With O(router=haproxy) (required there), the UNIX socket of the runtime API, declared
-        with C(stats socket <path> level admin) in haproxy's C(global) section.
+      - With O(router=haproxy), the UNIX socket of the runtime API, declared with
+        C(stats socket <path> level admin) in haproxy's C(global) section. One of
+        O(admin_socket) and O(admin_address) is required with O(router=haproxy).
     type: path
+  admin_address:
+    description:
+      - "With O(router=haproxy), the TCP address of the runtime API, as declared with
+        C(stats socket ipv4@127.0.0.1:9999 level admin): C(host:port), C(ipv4@host:port),
+        C(ipv6@[::1]:port) or C([::1]:port). For a router on another host; the runtime API
+        has no authentication, so listen on an address only the deploy hosts reach."
+      - Mutually exclusive with O(admin_socket).
+    type: str
   backend:
     description:
       - With O(router=haproxy), the backend whose servers are the colors.
@@ -118,7 +163,8 @@ attributes:
   check_mode:
     support: full
     description: Reads the router's state and reports RV(previous_live), RV(live) and whether
-      it would change; sends no command, writes no file, reloads nothing.
+      it would change (for O(state=maint) and O(state=ready), whether any server is not in that
+      state yet); sends no command, writes no file, reloads nothing.
   diff_mode:
     support: partial
     description: With O(router=nginx), shows the upstream include before and after. Nothing
@@ -142,6 +188,41 @@ EXAMPLES = r"""
     admin_socket: /run/haproxy/admin.sock
   when: switch.previous_live is not none
 
+- name: Switch this host's servers in a backend shared by the fleet, over TCP
+  prodready.deploy.router_switch:
+    router: haproxy
+    live: h1-green
+    servers: {h1-blue: null, h1-green: null}
+    admin_address: ipv4@10.0.0.5:9999
+    backend: be_app
+  delegate_to: localhost
+
+- name: Fleet-atomic switch, every host's new color at once
+  prodready.deploy.router_switch:
+    router: haproxy
+    live: [h1-green, h2-green, h3-green]
+    servers: {h1-blue: null, h1-green: null, h2-blue: null, h2-green: null, h3-blue: null, h3-green: null}
+    admin_socket: /run/haproxy/admin.sock
+  delegate_to: lb1
+  run_once: true
+  register: fleet_switch
+
+- name: Stop traffic before a database restore (haproxy answers 503)
+  prodready.deploy.router_switch:
+    router: haproxy
+    state: maint
+    servers: {blue: null, green: null}
+    admin_socket: /run/haproxy/admin.sock
+  register: traffic_off
+
+- name: Traffic back on the color that served
+  prodready.deploy.router_switch:
+    router: haproxy
+    state: ready
+    live: blue
+    servers: {blue: null, green: null}
+    admin_socket: /run/haproxy/admin.sock
+
 - name: Send traffic to blue through nginx
   prodready.deploy.router_switch:
     router: nginx
@@ -154,43 +235,65 @@ EXAMPLES = r"""
 
 RETURN = r"""
 live:
-  description: The color taking the traffic after the task (in check mode, the one it would be).
+  description:
+    - "The server(s) taking the traffic after the task (in check mode, the one(s) it would be):
+      O(live) as given, a string or a list; V([]) with O(state=maint)."
   returned: always
-  type: str
+  type: raw
   sample: green
 previous_live:
   description:
-    - The color that was serving before the task, V(null) when none was (or, with nginx, when
-      the include pointed at an address that is not in O(servers)).
+    - "With O(live) a string: the color that was serving before the task, V(null) when none
+      was (or, with nginx, when the include pointed at an address that is not in
+      O(servers)); O(live) itself when only it served."
+    - "With O(live) a list, and with O(state=maint): every server taking part that was serving
+      (ready and UP) before the task, sorted, possibly V([]); a switch back to that list
+      restores the traffic as it was."
+    - Servers that do not take part (not in O(servers)) are never reported.
   returned: always
-  type: str
+  type: raw
   sample: blue
 servers_state:
   description:
-    - With haproxy, each server of the backend after the task, with its administrative state
-      (V(ready), V(drain), V(maint)), operational state, status as in C(show stat) and the
-      last health check. V({}) with nginx.
+    - With haproxy, each server taking part (the keys of O(servers) and their runtime backup
+      servers, or every server of the backend without O(servers)) after the task, with its
+      administrative state (V(ready), V(drain), V(maint)), operational state, status as in
+      C(show stat), the last health check and its address. In check mode, as read. V({}) with
+      nginx.
   returned: always
   type: dict
   sample: {"blue": {"admin_state": "drain", "operational_state": "running", "status": "DRAIN",
                     "check_status": "L7OK", "check_code": "200", "last_chk": "OK",
-                    "check_desc": "Layer7 check passed"},
+                    "check_desc": "Layer7 check passed", "address": "127.0.0.1:8001"},
            "green": {"admin_state": "ready", "operational_state": "running", "status": "UP",
                      "check_status": "L7OK", "check_code": "200", "last_chk": "OK",
-                     "check_desc": "Layer7 check passed"}}
+                     "check_desc": "Layer7 check passed", "address": "127.0.0.1:8002"}}
 backup_server:
   description:
-    - With haproxy, the runtime backup server left in the backend (see
-      O(keep_previous_as_backup)) and the address it sends to, V(null) when there is none.
+    - With haproxy and O(live) a string, the runtime backup server of the servers taking part
+      left in the backend (see O(keep_previous_as_backup)) and the address it sends to,
+      V(null) when there is none.
+    - With O(live) a list, a list of them (V([]) when there is none); V([]) with
+      O(state=maint). V(null) with nginx.
   returned: always
-  type: dict
+  type: raw
   sample: {"name": "prodready-backup-blue", "address": "127.0.0.1:8001"}
 switch_ms:
-  description: Milliseconds from the first command sent to the router to the last, V(0) when
-    nothing was sent.
+  description:
+    - Milliseconds from the first command sent to the router to the last (for a haproxy
+      switch, from the batch that makes O(live) ready to the batch that drains the others,
+      the wait for UP included), V(0) when nothing was sent.
   returned: always
   type: float
   sample: 612.4
+at:
+  description:
+    - "UTC time, C(%Y-%m-%dT%H:%M:%S.%fZ), at which the router's change was applied (the last
+      batch of commands, or the nginx reload); when nothing had to be sent, or in check mode,
+      when the router was read. With O(state=maint), when haproxy started answering 503."
+  returned: always
+  type: str
+  sample: "2026-12-01T09:30:00.412345Z"
 reloaded:
   description: V(true) when nginx was reloaded. Always V(false) with haproxy.
   returned: always
@@ -234,12 +337,14 @@ def argument_spec():
     """The module's options."""
     return dict(
         router=dict(type="str", required=True, choices=["haproxy", "nginx"]),
-        live=dict(type="str", required=True),
+        state=dict(type="str", default="live", choices=["live", "maint", "ready"]),
+        live=dict(type="raw"),
         servers=dict(type="dict"),
         wait_timeout=dict(type="float", default=10),
         old_state=dict(type="str", default="drain", choices=["drain", "maint"]),
         keep_previous_as_backup=dict(type="bool", default=False),
         admin_socket=dict(type="path"),
+        admin_address=dict(type="str"),
         backend=dict(type="str", default="be_app"),
         upstream_include=dict(type="path"),
         upstream_name=dict(type="str", default="app_live"),
@@ -251,22 +356,72 @@ def argument_spec():
 
 
 REQUIRED_IF = [
-    ("router", "haproxy", ["admin_socket"]),
+    ("router", "haproxy", ["admin_socket", "admin_address"], True),
     ("router", "nginx", ["servers", "upstream_include"]),
+    ("state", "live", ["live"]),
+    ("state", "ready", ["live"]),
 ]
+MUTUALLY_EXCLUSIVE = [["admin_socket", "admin_address"]]
 
 
-def check_options(params):
-    """Refuse values the spec alone does not catch, naming the option."""
+def validate_live(params):
+    """Refuse a `live` that is neither a server name nor a list of them, naming the value."""
+    live = params["live"]
+    if live is None:
+        return
+    if isinstance(live, list):
+        if params["router"] != "haproxy":
+            raise ProdreadyError("live: a list of servers needs router=haproxy, got %r" % (live,))
+        if not live:
+            raise ProdreadyError("live: the list of servers is empty")
+        if len(set(str(name) for name in live)) != len(live):
+            raise ProdreadyError("live: %r names a server twice" % (live,))
+    names = live if isinstance(live, list) else [live]
+    for name in names:
+        if not isinstance(name, str) or not name.strip():
+            raise ProdreadyError("live: must be a server name or a list of server names, got %r"
+                                 % (live,))
+    if params["servers"] is not None:
+        for name in names:
+            if name not in params["servers"]:
+                raise ProdreadyError("live: %s is not a key of servers (%s)"
+                                     % (name, ", ".join(sorted(params["servers"])) or "empty"))
+
+
+def validate(params):
+    """Refuse values the spec alone does not catch, naming the option and the value."""
+    haproxy = params["router"] == "haproxy"
+    if not haproxy and params["state"] != "live":
+        raise ProdreadyError("state: %s needs router=haproxy (nginx only switches)" % params["state"])
+    if params["state"] == "maint" and params["live"] is not None:
+        raise ProdreadyError("live: not used with state=maint, which puts every server of servers "
+                             "(or of the backend) in maint; got %r" % (params["live"],))
     servers = params["servers"]
     if servers is not None:
-        for color, address in servers.items():
-            if not isinstance(address, str):
+        if not servers:
+            raise ProdreadyError("servers: empty; name the servers of this deploy, or omit it "
+                                 "(haproxy: every server of the backend)")
+        for name, value in servers.items():
+            if not haproxy and not isinstance(value, str):
                 raise ProdreadyError("servers: the address of %s must be a string host:port, "
-                                     "got %r" % (color, address))
-        if params["live"] not in servers:
-            raise ProdreadyError("live: %s is not a key of servers (%s)"
-                                 % (params["live"], ", ".join(sorted(servers)) or "empty"))
+                                     "got %r" % (name, value))
+            if haproxy and value is not None and not isinstance(value, str):
+                raise ProdreadyError("servers: the value of %s must be a host:port string or "
+                                     "null (with router=haproxy only the names matter), got %r"
+                                     % (name, value))
+    validate_live(params)
+    if haproxy:
+        _haproxy.check_name("backend", params["backend"])
+        for option, names in (("servers", sorted(servers or ())),
+                              ("live", _haproxy.live_names(params["live"] or []))):
+            for name in names:
+                _haproxy.check_name(option, name)
+                if name.startswith(_haproxy.BACKUP_PREFIX):
+                    raise ProdreadyError("%s: %s is the name of a runtime backup server, which "
+                                         "takes part with its server %s" % (option, name, name[len(
+                                             _haproxy.BACKUP_PREFIX):]))
+        if params["admin_address"] is not None:
+            _haproxy.parse_admin_address(params["admin_address"])
     if params["wait_timeout"] < 0:
         raise ProdreadyError("wait_timeout: must be 0 or more seconds, got %s"
                              % params["wait_timeout"])
@@ -279,14 +434,24 @@ def check_options(params):
 RuntimeApi = _haproxy_runtime.RuntimeApi
 
 
-def run_haproxy(module, api=None, monotonic=time.monotonic, sleep=time.sleep):
-    """Switch the haproxy backend to `live`; returns the result dict."""
+def run_haproxy(module, api=None, monotonic=time.monotonic, sleep=time.sleep, clock=time.time):
+    """The haproxy work for `module.params` (switch, maint or ready); returns the result dict."""
     params = module.params
+    api = api or RuntimeApi(params["admin_socket"], params["admin_address"])
+    servers = sorted(params["servers"]) if params["servers"] is not None else None
+    if params["state"] == "maint":
+        return _haproxy_runtime.maint(api, params["backend"], servers, check_mode=module.check_mode,
+                                      monotonic=monotonic, clock=clock)
+    if params["state"] == "ready":
+        return _haproxy_runtime.ready(api, params["backend"], params["live"], servers,
+                                      wait_timeout=params["wait_timeout"],
+                                      check_mode=module.check_mode, monotonic=monotonic,
+                                      sleep=sleep, clock=clock)
     return _haproxy_runtime.switch(
-        api or RuntimeApi(params["admin_socket"]), params["backend"], params["live"],
-        wait_timeout=params["wait_timeout"], old_state=params["old_state"],
-        keep_previous_as_backup=params["keep_previous_as_backup"], check_mode=module.check_mode,
-        warn=module.warn, monotonic=monotonic, sleep=sleep)
+        api, params["backend"], params["live"], servers, wait_timeout=params["wait_timeout"],
+        old_state=params["old_state"], keep_previous_as_backup=params["keep_previous_as_backup"],
+        check_mode=module.check_mode, warn=module.warn, monotonic=monotonic, sleep=sleep,
+        clock=clock)
 
 
 # ---------------------------------------------------------------- nginx
@@ -351,7 +516,8 @@ def run_nginx(module, monotonic=time.monotonic):
     old_text = to_text(old, errors="replace") if old is not None else None
     previous = _haproxy.color_of(_haproxy.upstream_address(old_text), params["servers"])
     result = dict(live=live, previous_live=previous, servers_state={}, switch_ms=0.0,
-                  reloaded=False, changed=old != new)
+                  reloaded=False, backup_server=None, at=_haproxy.iso_utc(time.time()),
+                  changed=old != new)
     if old == new:
         return result
     if module._diff:
@@ -362,6 +528,8 @@ def run_nginx(module, monotonic=time.monotonic):
         return result
 
     started = monotonic()
+    failed = dict(live=previous, previous_live=previous, servers_state={}, switch_ms=0.0,
+                  reloaded=False, backup_server=None, at=result["at"])
     write_atomic(path, new, st)
     test_argv = nginx_argv(module, params, "-t", "-q")
     rc, out, err = module.run_command(test_argv)
@@ -370,17 +538,16 @@ def run_nginx(module, monotonic=time.monotonic):
         raise ProdreadyError("nginx -t refused the upstream for %s (server %s) in %s, the "
                              "previous include was restored: %s"
                              % (live, address, path, (err or out).strip()),
-                             live=previous, previous_live=previous, servers_state={},
-                             switch_ms=0.0, reloaded=False, rc=rc)
+                             rc=rc, **failed)
     rc, out, err = module.run_command(nginx_argv(module, params, "-s", "reload"))
     if rc != 0:
         restore_include(path, old, st)
         raise ProdreadyError("nginx -s reload failed (is nginx running with this prefix and "
                              "configuration?), the previous include was restored: %s"
                              % (err or out).strip(),
-                             live=previous, previous_live=previous, servers_state={},
-                             switch_ms=0.0, reloaded=False, rc=rc)
-    result.update(reloaded=True, switch_ms=round((monotonic() - started) * 1000.0, 1))
+                             rc=rc, **failed)
+    result.update(reloaded=True, switch_ms=round((monotonic() - started) * 1000.0, 1),
+                  at=_haproxy.iso_utc(time.time()))
     return result
 
 
@@ -388,7 +555,7 @@ def run_nginx(module, monotonic=time.monotonic):
 
 def run(module):
     """The module's work for `module.params`; returns the result dict."""
-    check_options(module.params)
+    validate(module.params)
     if module.params["router"] == "haproxy":
         return run_haproxy(module)
     return run_nginx(module)
@@ -396,7 +563,7 @@ def run(module):
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
-                           required_if=REQUIRED_IF)
+                           required_if=REQUIRED_IF, mutually_exclusive=MUTUALLY_EXCLUSIVE)
     try:
         module.exit_json(**run(module))
     except ProdreadyError as e:

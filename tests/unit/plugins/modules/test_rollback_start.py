@@ -4,6 +4,7 @@ real HTTP answer for the probe (the haproxy switch itself is router_switch's, te
 end to end by tests/integration/test_rollback.py)."""
 
 import json
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
@@ -103,11 +104,18 @@ def test_bad_colors_are_refused_naming_the_color(capsys, tmp_path, colors, messa
     assert result["failed"] is True and message in result["msg"]
 
 
-def test_switch_without_admin_socket_is_refused(capsys, tmp_path):
+@pytest.mark.parametrize("args, message", [
+    (dict(), "admin_socket, admin_address: one is required to switch haproxy (switch=true, router=haproxy)"),
+    (dict(admin_socket="/x.sock", admin_address="lb1:9999"),
+     "parameters are mutually exclusive: admin_socket|admin_address"),
+    (dict(admin_address="lb1"), "admin_address: 'lb1' is not host:port"),
+    (dict(admin_socket="/x.sock", backend="be;x"), "backend: 'be;x' is not a haproxy name"),
+])
+def test_switch_options_are_refused_naming_the_option(capsys, tmp_path, args, message):
     result = run_main(capsys, dict(state_path=str(tmp_path / "state.json"), lock_path=str(tmp_path / "deploy.lock"),
-                                   run_id="r1", colors={"blue": {"port": 1}, "green": {"port": 2}}))
+                                   run_id="r1", colors={"blue": {"port": 1}, "green": {"port": 2}}, **args))
     assert result["failed"] is True
-    assert result["msg"] == "admin_socket: required to switch haproxy (switch=true, router=haproxy)"
+    assert result["msg"].startswith(message)
 
 
 def test_nothing_deployed_takes_no_lock(capsys, tmp_path):
@@ -159,3 +167,17 @@ def test_a_failed_switch_releases_the_lock(capsys, tmp_path, version_server):
     assert "admin_socket: cannot run" in result["msg"] and "no.sock" in result["msg"]
     assert result["locked"] is False
     assert not (tmp_path / "deploy.lock").exists()
+
+
+def test_a_failed_switch_over_tcp_names_the_admin_address(capsys, tmp_path, version_server):
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    state = tmp_path / "state.json"
+    state.write_text(json.dumps({"live_color": "green", "live_version": "1.1.0", "previous_version": "1.0.0"}))
+    result = run_main(capsys, dict(state_path=str(state), lock_path=str(tmp_path / "deploy.lock"), run_id="r1",
+                                   colors={"blue": {"port": version_server.server_address[1]}, "green": {"port": 1}},
+                                   admin_address="ipv4@127.0.0.1:%d" % port))
+    assert result["failed"] is True and result["locked"] is False
+    assert result["msg"].startswith("admin_address: cannot run 'show servers state be_app' on haproxy's admin "
+                                    "address 127.0.0.1:%d: " % port)

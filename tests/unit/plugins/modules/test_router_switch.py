@@ -29,16 +29,28 @@ class FakeModule(object):
 class FakeApi(object):
     """A backend whose servers become UP after `ups_after` polls when healthy."""
 
-    def __init__(self, admin, healthy, ups_after=2):
+    def __init__(self, admin, healthy, ups_after=2, refuse=()):
         self.admin = dict(admin)
         self.healthy = healthy
         self.ups_after = ups_after
         self.polls = 0
         self.commands = []
+        self.batches = []
+        self.refuse = refuse
+
+    def set_states(self, backend, plan):
+        self.batches.append(list(plan))
+        refused = []
+        for server, state in plan:
+            self.commands.append((server, state))
+            if (server, state) in self.refuse:
+                refused.append("set server %s/%s state %s: Permission denied" % (backend, server, state))
+                continue
+            self.admin[server] = state
+        return refused
 
     def set_state(self, backend, server, state):
-        self.commands.append((server, state))
-        self.admin[server] = state
+        assert not self.set_states(backend, [(server, state)])
 
     def states(self, backend):
         self.polls += 1
@@ -65,12 +77,12 @@ class BackupApi(FakeApi):
 
     def __init__(self, admin, healthy, refuse=()):
         FakeApi.__init__(self, admin, healthy, ups_after=0)
-        self.refuse = refuse
+        self.refuse_backup = refuse
         self.addresses = {"blue": "127.0.0.1:8001", "green": "127.0.0.1:8002"}
 
     def add_backup(self, backend, name, address):
         self.commands.append(("add", name, address))
-        if "add" in self.refuse:
+        if "add" in self.refuse_backup:
             raise ProdreadyError("haproxy refused add server %s/%s %s backup: Backend "
                                  "must use a dynamic load balancing" % (backend, name, address))
         self.admin[name] = "ready"
@@ -79,7 +91,7 @@ class BackupApi(FakeApi):
 
     def delete_server(self, backend, name):
         self.commands.append(("del", name))
-        if "del" in self.refuse:
+        if "del" in self.refuse_backup:
             self.admin[name] = "maint"
             return "Server still has connections attached to it, cannot remove it."
         del self.admin[name]
@@ -98,9 +110,10 @@ def params(**kw):
     return base
 
 
-def run(api, check=False, **kw):
+def run(api, check=False, clock=None, **kw):
+    extra = dict(clock=clock) if clock else {}
     return router_switch.run_haproxy(FakeModule(params(**kw), check_mode=check), api=api,
-                                     sleep=lambda s: None)
+                                     sleep=lambda s: None, **extra)
 
 
 def test_documented_options_match_argument_spec():
@@ -234,17 +247,191 @@ def test_unknown_server():
         == str(err.value)
 
 
-@pytest.mark.parametrize("kw, fragment", [
-    (dict(servers={"blue": "a:1"}), "live: green is not a key of servers"),
-    (dict(servers={"green": 8001}), "servers: the address of green must be a string"),
-    (dict(wait_timeout=-1), "wait_timeout"),
-    (dict(keepalive=0), "keepalive"),
+@pytest.mark.parametrize("kw, message", [
+    (dict(servers={"blue": "a:1"}), "live: green is not a key of servers (blue)"),
+    (dict(router="nginx", servers={"green": 8001}),
+     "servers: the address of green must be a string host:port, got 8001"),
+    (dict(servers={"green": 8001}), "servers: the value of green must be a host:port string or null "
+                                    "(with router=haproxy only the names matter), got 8001"),
+    (dict(servers={}), "servers: empty; name the servers of this deploy"),
+    (dict(live=["h1-green", "h2-green"], servers={"h1-green": None, "h1-blue": None}),
+     "live: h2-green is not a key of servers (h1-blue, h1-green)"),
+    (dict(live=[]), "live: the list of servers is empty"),
+    (dict(live=["a", "a"]), "live: ['a', 'a'] names a server twice"),
+    (dict(live=["a", 3]), "live: must be a server name or a list of server names, got ['a', 3]"),
+    (dict(live={"a": 1}), "live: must be a server name or a list of server names, got {'a': 1}"),
+    (dict(live=""), "live: must be a server name or a list of server names, got ''"),
+    (dict(live="a;set server be_app/b state maint"), "live: 'a;set server be_app/b state maint' is not a "
+                                                     "haproxy name"),
+    (dict(servers={"green": None, "blue green": None}), "servers: 'blue green' is not a haproxy name"),
+    (dict(backend="be app"), "backend: 'be app' is not a haproxy name"),
+    (dict(live="prodready-backup-blue"), "live: prodready-backup-blue is the name of a runtime backup server"),
+    (dict(router="nginx", live=["blue"], servers={"blue": "a:1"}, upstream_include="/x"),
+     "live: a list of servers needs router=haproxy"),
+    (dict(router="nginx", state="maint", live=None, servers={"blue": "a:1"}, upstream_include="/x"),
+     "state: maint needs router=haproxy"),
+    (dict(state="maint"), "live: not used with state=maint"),
+    (dict(admin_socket=None, admin_address="unix@/run/x.sock"),
+     "admin_address: 'unix@/run/x.sock' has an address prefix"),
+    (dict(admin_socket=None, admin_address="lb1"), "admin_address: 'lb1' is not host:port"),
+    (dict(wait_timeout=-1), "wait_timeout: must be 0 or more seconds, got -1"),
+    (dict(keepalive=0), "keepalive: must be 1 or more, got 0"),
 ])
-def test_bad_options(kw, fragment):
+def test_bad_options_name_the_option_and_the_value(kw, message):
     p = FakeModule(params(**kw)).params
     with pytest.raises(ProdreadyError) as err:
-        router_switch.check_options(p)
-    assert fragment in str(err.value)
+        router_switch.validate(p)
+    assert str(err.value).startswith(message)
+
+
+@pytest.mark.parametrize("kw", [
+    dict(servers={"blue": None, "green": ""}),
+    dict(servers={"blue": "127.0.0.1:1", "green": None}),
+    dict(live=["h1-green", "h2-green"]),
+    dict(state="maint", live=None, servers={"blue": None}),
+    dict(state="ready", live=["blue"]),
+    dict(admin_socket=None, admin_address="ipv4@127.0.0.1:9999"),
+])
+def test_good_options(kw):
+    router_switch.validate(FakeModule(params(**kw)).params)
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (dict(router="haproxy", live="green"), "router is haproxy but any of the following are missing: admin_socket, admin_address"),
+    (dict(router="haproxy", live="green", admin_socket="/x", admin_address="lb1:1"),
+     "parameters are mutually exclusive: admin_socket|admin_address"),
+    (dict(router="haproxy", admin_socket="/x"), "state is live but all of the following are missing: live"),
+    (dict(router="haproxy", state="ready", admin_socket="/x"), "state is ready but all of the following"),
+])
+def test_required_and_exclusive_options(capsys, args, fragment):
+    with patch_module_args(args):
+        with pytest.raises(SystemExit):
+            router_switch.main()
+    result = json.loads(capsys.readouterr().out)
+    assert result["failed"] and fragment in result["msg"], result["msg"]
+
+
+# ---------------------------------------------------------------- shared backend, fleet
+
+def fleet_api(admin=None, healthy=None, **kw):
+    """A backend shared by three app hosts: h1..h3, blue serving, green in maint."""
+    admin = admin or dict(sum([[("h%d-blue" % n, "ready"), ("h%d-green" % n, "maint")]
+                               for n in (1, 2, 3)], []))
+    healthy = dict(dict.fromkeys(admin, True), **(healthy or {}))
+    return BackupApi(admin, healthy, **kw)
+
+
+def with_addresses(api):
+    for name in api.admin:
+        api.addresses.setdefault(name, "10.0.0.%s:80%02d" % (name[1], len(name)))
+    return api
+
+
+def test_a_switch_with_servers_touches_only_those_servers():
+    api = with_addresses(fleet_api())
+    api.admin["prodready-backup-h2-blue"] = "ready"
+    api.healthy["prodready-backup-h2-blue"] = True
+    api.addresses["prodready-backup-h2-blue"] = "10.0.0.2:8001"
+    before = dict(api.admin)
+    result = run(api, live="h1-green", servers={"h1-blue": None, "h1-green": None})
+    assert api.batches == [[("h1-green", "ready")], [("h1-blue", "drain")]]
+    assert result["previous_live"] == "h1-blue" and result["backup_server"] is None
+    assert set(result["servers_state"]) == {"h1-blue", "h1-green"}
+    assert dict((k, v) for k, v in api.admin.items() if not k.startswith("h1-")) == \
+        dict((k, v) for k, v in before.items() if not k.startswith("h1-"))
+    # h2 still has two servers ready: not a reason to call h1 "not live"
+    again = run(api, live="h1-green", servers={"h1-blue": None, "h1-green": None})
+    assert again["changed"] is False and again["previous_live"] == "h1-green"
+
+
+def test_without_servers_the_whole_backend_takes_part():
+    api = with_addresses(fleet_api())
+    result = run(api, live="h1-green")
+    # every other server of the backend, the other hosts' too (in maint ones included, as ever)
+    assert api.batches[1] == [("h1-blue", "drain"), ("h2-blue", "drain"), ("h2-green", "drain"),
+                              ("h3-blue", "drain"), ("h3-green", "drain")]
+    assert result["previous_live"] == "h1-blue"
+
+
+def test_fleet_switch_in_two_batches_and_list_results():
+    api = with_addresses(fleet_api())
+    greens = ["h1-green", "h2-green", "h3-green"]
+    result = run(api, live=greens, servers=dict.fromkeys(api.admin), keep_previous_as_backup=True)
+    assert api.batches[:2] == [[(name, "ready") for name in greens],
+                               [(name.replace("green", "blue"), "drain") for name in greens]]
+    assert result["live"] == greens and result["previous_live"] == ["h1-blue", "h2-blue", "h3-blue"]
+    assert [b["name"] for b in result["backup_server"]] == ["prodready-backup-h1-blue", "prodready-backup-h2-blue",
+                                                          "prodready-backup-h3-blue"]
+    assert result["switch_ms"] >= 0 and result["at"].endswith("Z")
+    back = run(api, live=result["previous_live"], servers=dict.fromkeys(["h%d-%s" % (n, c) for n in (1, 2, 3)
+                                                                          for c in ("blue", "green")]))
+    assert back["previous_live"] == greens and back["backup_server"] == []
+    assert [c for c in api.commands if c[0] == "del"] == [("del", "prodready-backup-h%d-blue" % n) for n in (1, 2, 3)]
+
+
+def test_fleet_switch_one_server_never_up_puts_every_one_back():
+    api = with_addresses(fleet_api(healthy={"h2-green": False}))
+    api.admin["h3-green"] = "drain"
+    greens = ["h1-green", "h2-green", "h3-green"]
+    with pytest.raises(ProdreadyError) as err:
+        router_switch.run_haproxy(FakeModule(params(live=greens, wait_timeout=0.2)), api=api,
+                                  sleep=lambda s: None, monotonic=iter([0, 0.1, 0.3]).__next__)
+    assert api.batches == [[(name, "ready") for name in greens], [("h1-green", "maint"), ("h2-green", "maint"),
+                                                                 ("h3-green", "drain")]]
+    msg = str(err.value)
+    assert msg.startswith("haproxy: 1 of 3 servers did not become UP within 0.3 s: be_app/h2-green status DOWN, "
+                          "check L4CON (Connection refused)")
+    assert "h1-green maint, h2-green maint, h3-green drain" in msg
+    assert err.value.details["previous_live"] == ["h1-blue", "h2-blue", "h3-blue"]
+    assert err.value.details["servers_state"]["h1-blue"]["admin_state"] == "ready"
+
+
+def test_a_drain_haproxy_refuses_fails_the_switch_saying_both_serve():
+    api = with_addresses(fleet_api(refuse=()))
+    api.refuse = (("h1-blue", "drain"),)
+    with pytest.raises(ProdreadyError) as err:
+        run(api, live="h1-green", servers={"h1-blue": None, "h1-green": None})
+    assert "haproxy: h1-green serves, but haproxy refused to take the others out of rotation" in str(err.value)
+    assert "set server be_app/h1-blue state drain: Permission denied" in str(err.value)
+    assert err.value.details["live"] == "h1-green"
+
+
+def test_maint_one_batch_with_the_backup_servers_of_its_servers_only():
+    api = with_addresses(fleet_api())
+    for name in ("prodready-backup-h1-blue", "prodready-backup-h2-blue"):
+        api.admin[name], api.healthy[name] = "ready", True
+        api.addresses[name] = "10.0.0.9:1"
+    check = run(api, check=True, state="maint", live=None, servers={"h1-blue": None, "h1-green": None})
+    assert check["changed"] and api.batches == []
+    result = run(api, state="maint", live=None, servers={"h1-blue": None, "h1-green": None},
+                 clock=lambda: 1796117400.25)
+    assert api.batches == [[("h1-blue", "maint"), ("prodready-backup-h1-blue", "maint")]]
+    assert result["at"] == "2026-12-01T09:30:00.250000Z" and result["changed"]
+    assert result["previous_live"] == ["h1-blue"] and result["live"] == [] and result["backup_server"] == []
+    assert set(result["servers_state"]) == {"h1-blue", "h1-green", "prodready-backup-h1-blue"}
+    assert api.admin["prodready-backup-h2-blue"] == "ready" and api.admin["h2-blue"] == "ready"
+    again = run(api, state="maint", live=None, servers={"h1-blue": None, "h1-green": None})
+    assert again["changed"] is False and len(api.batches) == 1
+    everything = run(api, state="maint", live=None)
+    assert len(api.batches) == 2 and set(api.admin.values()) == {"maint"} and everything["changed"]
+
+
+def test_ready_puts_back_only_the_named_servers():
+    api = with_addresses(fleet_api(admin={"blue": "maint", "green": "maint", "h2-blue": "maint"}))
+    result = run(api, state="ready", live="blue", servers={"blue": None, "green": None})
+    assert api.batches == [[("blue", "ready")]]
+    assert api.admin == {"blue": "ready", "green": "maint", "h2-blue": "maint"}
+    assert result["live"] == "blue" and result["previous_live"] is None and result["changed"]
+    assert run(api, state="ready", live="blue")["changed"] is False
+
+
+def test_ready_fails_naming_the_server_not_up_and_leaves_it_ready():
+    api = with_addresses(fleet_api(admin={"blue": "maint", "green": "maint"}, healthy={"blue": False}))
+    with pytest.raises(ProdreadyError) as err:
+        router_switch.run_haproxy(FakeModule(params(state="ready", live=["blue"], wait_timeout=0.2)), api=api,
+                                  sleep=lambda s: None, monotonic=iter([0, 0.1, 0.1, 0.3]).__next__)
+    assert str(err.value).startswith("haproxy: be_app/blue ready but not UP within 0.3 s: blue status DOWN")
+    assert api.admin["blue"] == "ready" and err.value.details["live"] == ["blue"]
 
 
 def test_required_if_nginx(capsys):
