@@ -215,13 +215,19 @@ def ensure_bridge(base: Path) -> None:
                            f"the fleet bridge {FLEET_BRIDGE} needs that subnet")
     if not Path("/sys/class/net", FLEET_BRIDGE).exists():
         proc = run([ip, "link", "add", FLEET_BRIDGE, "type", "bridge"], check=False)
-        if proc.returncode != 0:
+        if proc.returncode == 0:
+            (base / "bridge.created").write_text(FLEET_BRIDGE + "\n")
+        elif not Path("/sys/class/net", FLEET_BRIDGE).exists():  # else made meanwhile by another up
             raise SandboxError(f"ip link add {FLEET_BRIDGE} type bridge: {proc.stderr.strip()} "
                                "(creating a bridge needs root with CAP_NET_ADMIN)")
-        (base / "bridge.created").write_text(FLEET_BRIDGE + "\n")
-    addrs = run([ip, "-o", "-4", "addr", "show", "dev", FLEET_BRIDGE]).stdout
-    if f" {FLEET_ADDRESS}/" not in addrs:
-        run([ip, "addr", "add", f"{FLEET_ADDRESS}/{FLEET_SUBNET.split('/')[1]}", "dev", FLEET_BRIDGE])
+    def has_address():
+        return f" {FLEET_ADDRESS}/" in run([ip, "-o", "-4", "addr", "show", "dev", FLEET_BRIDGE]).stdout
+
+    if not has_address():
+        proc = run([ip, "addr", "add", f"{FLEET_ADDRESS}/{FLEET_SUBNET.split('/')[1]}", "dev", FLEET_BRIDGE],
+                   check=False)
+        if proc.returncode != 0 and not has_address():
+            raise SandboxError(f"ip addr add {FLEET_ADDRESS} dev {FLEET_BRIDGE}: {proc.stderr.strip()}")
     run([ip, "link", "set", FLEET_BRIDGE, "up"])
 
 
