@@ -22,6 +22,8 @@ bash scripts/sanity.sh; record "ansible-test sanity" $?
 step "sandbox up"
 was_up=0
 scripts/sandbox status >/dev/null 2>&1 && was_up=1
+fleet_was_up=0
+scripts/fleet_hosts.py status >/dev/null 2>&1 && fleet_was_up=1
 scripts/sandbox up || exit 1
 
 # Molecule scenarios, one after the other, beside the pytest shards: each scenario has its own
@@ -77,6 +79,13 @@ else
   rm -rf "$logs"
 fi
 
+# Fleet hosts (network namespaces with sshd, tests/integration/fleet_hosts.py): the pytest
+# session that made them takes them down at its end, failed tests or not; this also covers a
+# session that was killed. Hosts that were up before `make test` are left running.
+if [ "$fleet_was_up" -eq 0 ]; then
+  step "fleet hosts down"
+  scripts/fleet_hosts.py down
+fi
 if [ "$was_up" -eq 0 ]; then
   step "sandbox down"
   scripts/sandbox down
