@@ -2,10 +2,15 @@
 """router_switch through real ansible-playbook against private haproxy and nginx instances.
 
 The sandbox's haproxy and nginx are shared with the demo and other tests, so each test here
-starts its own router (and two tiny color servers) on ports 29600-29699 in its own temp dir.
+starts its own router (and tiny color servers: two, or two per simulated app host for a
+backend shared by the fleet) on ports 29600-29699 in its own temp dir. haproxy's runtime API
+listens on a UNIX socket, on a TCP address (level admin) and on a TCP address at level
+operator (whose `set server` haproxy refuses).
 """
 
+import datetime
 import http.client
+import json
 import os
 import shutil
 import signal
@@ -22,6 +27,7 @@ import yaml
 from apptools import private_nginx_conf
 from helpers import run_module, run_playbook
 
+from ansible_collections.prodready.deploy.plugins.module_utils import _haproxy_runtime
 from ansible_collections.prodready.deploy.plugins.modules import router_switch
 
 COMMON_RESULT_KEYS = {"changed", "failed", "msg", "invocation", "warnings", "deprecations",
@@ -35,7 +41,10 @@ class H(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     def do_GET(self):
         code = health if self.path == "/health" else 200
-        body = ("%s\n" % color).encode()
+        if self.path == "/health":  # the color is its version, for rollback_start's probe
+            body = ('{"status": "ok", "version": "%s"}' % color).encode()
+        else:
+            body = ("%s\n" % color).encode()
         self.send_response(code)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -43,17 +52,22 @@ class H(BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 ThreadingHTTPServer.daemon_threads = True
+ThreadingHTTPServer.handle_error = lambda self, request, address: None  # health checks reset
 ThreadingHTTPServer(("127.0.0.1", port), H).serve_forever()
 '''
 
 
 def free_ports(count):
-    """`count` ports that are free now, from this xdist worker's slice of 29600-29699."""
+    """`count` ports that are free now, from this xdist worker's slice of 29600-29699 (12
+    ports: a test needs at most 6 color servers, the front and two admin addresses)."""
     worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:] or 0)
     first = 29600 + (worker % 8) * 12
     found = []
     for port in range(first, first + 12):
         with socket.socket() as sock:
+            # As the servers bind (haproxy and http.server set SO_REUSEADDR): a port whose
+            # last connections are in TIME_WAIT is free for them.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:
@@ -89,7 +103,10 @@ def wait_color(port, color, tries=100):
     """Requests until `color` answers (nginx's old workers finish their connections first)."""
     seen = None
     for _attempt in range(tries):
-        seen = get_color(port)
+        try:
+            seen = get_color(port)
+        except (OSError, http.client.HTTPException) as exc:
+            seen = (0, repr(exc))
         if seen == (200, color):
             return seen
         time.sleep(0.05)
@@ -150,21 +167,10 @@ def colors(tmp_path):
         proc.wait()
 
 
-@pytest.fixture
-def haproxy(colors):
-    """A private haproxy: blue ready, green in maintenance; the dict describes it."""
-    workdir = tempfile.mkdtemp(prefix="rs-hap-", dir="/tmp")  # short: UNIX socket path limit
-    started = []
-
-    def start(healths):
-        ports = colors(healths)
-        front = free_ports(len(ports) + 1)[-1]
-        sock = os.path.join(workdir, "admin.sock")
-        cfg = os.path.join(workdir, "haproxy.cfg")
-        pid = os.path.join(workdir, "haproxy.pid")
-        with open(cfg, "w") as fh:
-            fh.write("""global
-    stats socket %s mode 600 level admin
+HAPROXY_CFG = """global
+    stats socket %(sock)s mode 600 level admin
+    stats socket ipv4@127.0.0.1:%(admin_port)d level admin
+    stats socket ipv4@127.0.0.1:%(operator_port)d level operator
 defaults
     mode http
     timeout connect 2s
@@ -174,20 +180,41 @@ defaults
     option redispatch
     retries 2
 frontend fe
-    bind 127.0.0.1:%d
+    bind 127.0.0.1:%(front)d
     default_backend be_app
 backend be_app
     option httpchk GET /health
     http-check expect status 200
     default-server inter 200ms fall 2 rise 1
-    server blue 127.0.0.1:%d check
-    server green 127.0.0.1:%d check disabled
-""" % (sock, front, ports["blue"], ports["green"]))
+%(servers)s
+"""
+
+
+@pytest.fixture
+def haproxy(colors):
+    """A private haproxy with one server per color; start(healths, live) -> dict describing it.
+    The servers of `live` (default: blue) are ready, the others `disabled` (maint)."""
+    workdir = tempfile.mkdtemp(prefix="rs-hap-", dir="/tmp")  # short: UNIX socket path limit
+    started = []
+
+    def start(healths, live=("blue",)):
+        ports = colors(healths)
+        front, admin_port, operator_port = free_ports(3)
+        sock = os.path.join(workdir, "admin.sock")
+        cfg = os.path.join(workdir, "haproxy.cfg")
+        pid = os.path.join(workdir, "haproxy.pid")
+        servers = "\n".join("    server %s 127.0.0.1:%d check%s" % (name, port, "" if name in live else " disabled")
+                            for name, port in sorted(ports.items()))
+        with open(cfg, "w") as fh:
+            fh.write(HAPROXY_CFG % dict(sock=sock, admin_port=admin_port, operator_port=operator_port,
+                                        front=front, servers=servers))
         subprocess.run(["haproxy", "-D", "-f", cfg, "-p", pid], check=True)
         started.append(pid)
         wait_port(front, "haproxy")
-        assert wait_color(front, "blue") == (200, "blue")
-        return dict(port=front, admin_socket=sock, ports=ports)
+        wait_port(admin_port, "haproxy's admin address")
+        assert wait_color(front, sorted(live)[0], tries=200)[0] == 200
+        return dict(port=front, admin_socket=sock, admin_address="ipv4@127.0.0.1:%d" % admin_port,
+                    operator_address="127.0.0.1:%d" % operator_port, ports=ports)
 
     yield start
     for pid in started:
@@ -305,6 +332,197 @@ def test_haproxy_five_switches_under_load_zero_failures(haproxy, tmp_path):
     assert load.failures == []
     assert load.ok > 0 and load.colors == {"blue", "green"}
     assert get_color(router["port"]) == (200, "green")
+
+
+# ---------------------------------------------------------------- haproxy over TCP, shared backend, fleet
+
+HOSTS2 = ["h1-blue", "h1-green", "h2-blue", "h2-green"]
+HOSTS3 = HOSTS2 + ["h3-blue", "h3-green"]
+
+
+def read_back(router):
+    """{server: admin state} and {server: status} of be_app, as haproxy reports them now."""
+    states = _haproxy_runtime.RuntimeApi(router["admin_socket"]).states("be_app")
+    return (dict((name, srv["admin_state"]) for name, srv in states.items()),
+            dict((name, srv["status"]) for name, srv in states.items()))
+
+
+def answers(port, count):
+    """The colors answering `count` requests on new connections through the router."""
+    return [get_color(port) for _i in range(count)]
+
+
+def wait_status(router, server, status, tries=100):
+    for _attempt in range(tries):
+        if read_back(router)[1].get(server) == status:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_haproxy_switch_over_the_tcp_admin_address(haproxy):
+    router = haproxy({"blue": 200, "green": 200})
+    args = dict(router="haproxy", admin_address=router["admin_address"])
+    result = run_module("router_switch", dict(args, live="green"))
+    assert not result.get("failed"), result["_stdout"]
+    assert result["changed"] and result["previous_live"] == "blue"
+    assert read_back(router)[0] == {"blue": "drain", "green": "ready"}
+    assert answers(router["port"], 5) == [(200, "green")] * 5
+    # haproxy's own spelling, without the family prefix, works the same
+    back = run_module("router_switch", dict(router="haproxy", live="blue",
+                                            admin_address=router["admin_address"].split("@")[1]))
+    assert back["changed"] and read_back(router)[0] == {"blue": "ready", "green": "drain"}
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        dead = probe.getsockname()[1]
+    refused = run_module("router_switch", dict(router="haproxy", live="green",
+                                               admin_address="127.0.0.1:%d" % dead))
+    assert refused["failed"] and refused["msg"].startswith(
+        "admin_address: cannot run 'show servers state be_app' on haproxy's admin address 127.0.0.1:%d: " % dead)
+
+
+def test_haproxy_refusals_of_a_batch_are_named_per_command(haproxy):
+    """A runtime API at level operator answers `Permission denied` to each `set server` of
+    the batch; the switch fails naming them and nothing changed."""
+    router = haproxy({"blue": 200, "green": 200})
+    result = run_module("router_switch", dict(router="haproxy", live="green",
+                                              admin_address=router["operator_address"]))
+    assert result["failed"]
+    assert result["msg"] == ("haproxy refused to make green ready: set server be_app/green state ready: "
+                             "Permission denied (is the stats socket declared with level admin?)")
+    assert read_back(router)[0] == {"blue": "ready", "green": "maint"}
+
+
+def test_shared_backend_switching_one_host_leaves_the_other_host_as_it_was(haproxy):
+    router = haproxy(dict.fromkeys(HOSTS2, 200), live=("h1-blue", "h2-blue"))
+    base = dict(router="haproxy", admin_socket=router["admin_socket"])
+    h1 = dict(base, servers={"h1-blue": None, "h1-green": None})
+    h2 = dict(base, servers={"h2-blue": "127.0.0.1:%d" % router["ports"]["h2-blue"], "h2-green": ""})
+    # host 2 deploys first and keeps its previous color as a runtime backup server
+    first = run_module("router_switch", dict(h2, live="h2-green", keep_previous_as_backup=True))
+    assert not first.get("failed"), first["_stdout"]
+    assert first["previous_live"] == "h2-blue"
+    assert set(first["servers_state"]) == {"h2-blue", "h2-green", "prodready-backup-h2-blue"}
+    assert first["backup_server"]["name"] == "prodready-backup-h2-blue"
+    host2_before = dict((k, v) for k, v in read_back(router)[0].items() if "h2" in k)
+    assert host2_before == {"h2-blue": "drain", "h2-green": "ready", "prodready-backup-h2-blue": "ready"}
+
+    result = run_module("router_switch", dict(h1, live="h1-green"))
+    assert not result.get("failed"), result["_stdout"]
+    assert result["changed"] and result["previous_live"] == "h1-blue"
+    assert set(result["servers_state"]) == {"h1-blue", "h1-green"} and result["backup_server"] is None
+    admin = read_back(router)[0]
+    assert dict((k, v) for k, v in admin.items() if "h2" in k) == host2_before
+    assert (admin["h1-blue"], admin["h1-green"]) == ("drain", "ready")
+    assert set(body for _code, body in answers(router["port"], 12)) == {"h1-green", "h2-green"}
+
+    # h2-green also being ready does not make host 1 "not live"; a check of host 1 changes nothing
+    again = run_module("router_switch", dict(h1, live="h1-green"))
+    assert again["changed"] is False and again["previous_live"] == "h1-green"
+    # host 1's switch without a backup server deletes none of host 2's
+    assert read_back(router)[0]["prodready-backup-h2-blue"] == "ready"
+
+
+def test_fleet_atomic_switch_of_three_hosts_under_load_zero_failures(haproxy):
+    router = haproxy(dict.fromkeys(HOSTS3, 200), live=("h1-blue", "h2-blue", "h3-blue"))
+    greens = ["h1-green", "h2-green", "h3-green"]
+    args = dict(router="haproxy", admin_address=router["admin_address"], servers=dict.fromkeys(HOSTS3))
+    loads = [LoadLoop(router["port"]) for _i in range(4)]
+    for load in loads:
+        load.start()
+    try:
+        result = run_module("router_switch", dict(args, live=greens))
+        back = run_module("router_switch", dict(args, live=result.get("previous_live")))
+    finally:
+        for load in loads:
+            load.stop.set()
+        for load in loads:
+            load.join(30)
+    ok = sum(load.ok for load in loads)
+    failures = sum((load.failures for load in loads), [])
+    seen = set().union(*(load.colors for load in loads))
+    print("fleet-atomic: switch_ms %s (3 servers), back %s; %d requests ok, %d failed"
+          % (result.get("switch_ms"), back.get("switch_ms"), ok, len(failures)))
+    assert not result.get("failed"), result["_stdout"]
+    assert not back.get("failed"), back["_stdout"]
+    assert result["live"] == greens and result["previous_live"] == ["h1-blue", "h2-blue", "h3-blue"]
+    assert result["backup_server"] == [] and result["switch_ms"] > 0
+    assert back["previous_live"] == greens
+    assert failures == []
+    assert ok > 0 and seen == set(HOSTS3)
+    assert read_back(router)[0] == dict(dict.fromkeys(greens, "drain"),
+                                        **dict.fromkeys(result["previous_live"], "ready"))
+
+
+def test_fleet_switch_with_one_server_never_up_puts_every_one_back(haproxy):
+    healths = dict(dict.fromkeys(HOSTS3, 200), **{"h2-green": 503})
+    router = haproxy(healths, live=("h1-blue", "h2-blue", "h3-blue"))
+    greens = ["h1-green", "h2-green", "h3-green"]
+    result = run_module("router_switch", dict(router="haproxy", admin_socket=router["admin_socket"],
+                                              servers=dict.fromkeys(HOSTS3), live=greens, wait_timeout=2))
+    assert result["failed"]
+    assert result["msg"].startswith("haproxy: 1 of 3 servers did not become UP within ")
+    assert "be_app/h2-green status DOWN, check L7STS code 503" in result["msg"]
+    assert "be_app/h1-green" not in result["msg"] and "be_app/h3-green" not in result["msg"]
+    assert "(h1-green maint, h2-green maint, h3-green maint)" in result["msg"]
+    assert result["previous_live"] == ["h1-blue", "h2-blue", "h3-blue"]
+    assert read_back(router)[0] == dict(dict.fromkeys(greens, "maint"),
+                                        **dict.fromkeys(["h1-blue", "h2-blue", "h3-blue"], "ready"))
+    assert set(body for _code, body in answers(router["port"], 9)) == {"h1-blue", "h2-blue", "h3-blue"}
+
+
+def test_maint_then_ready_in_one_batch_each(haproxy):
+    router = haproxy(dict.fromkeys(HOSTS2, 200), live=("h1-blue", "h2-blue"))
+    base = dict(router="haproxy", admin_address=router["admin_address"])
+    # host 1 only: host 2 keeps serving
+    h1 = run_module("router_switch", dict(base, state="maint", servers={"h1-blue": None, "h1-green": None}))
+    assert not h1.get("failed"), h1["_stdout"]
+    assert h1["changed"] and h1["previous_live"] == ["h1-blue"] and h1["live"] == []
+    assert read_back(router)[0] == {"h1-blue": "maint", "h1-green": "maint", "h2-blue": "ready",
+                                    "h2-green": "maint"}
+    assert set(answers(router["port"], 6)) == {(200, "h2-blue")}
+
+    # the whole backend, as the rollback does before a restore: haproxy answers 503
+    before = datetime.datetime.utcnow()
+    off = run_module("router_switch", dict(base, state="maint"))
+    after = datetime.datetime.utcnow()
+    assert off["changed"] and off["previous_live"] == ["h2-blue"]
+    at = datetime.datetime.strptime(off["at"], "%Y-%m-%dT%H:%M:%S.%fZ")
+    assert before <= at <= after
+    assert set(read_back(router)[0].values()) == {"maint"}
+    assert set(code for code, _body in answers(router["port"], 6)) == {503}
+    assert run_module("router_switch", dict(base, state="maint"), check=True)["changed"] is False
+
+    check = run_module("router_switch", dict(base, state="ready", live=["h1-blue", "h2-blue"]), check=True)
+    assert check["changed"] and read_back(router)[0]["h1-blue"] == "maint"
+    on = run_module("router_switch", dict(base, state="ready", live=["h1-blue", "h2-blue"]))
+    assert not on.get("failed"), on["_stdout"]
+    assert on["changed"] and on["live"] == ["h1-blue", "h2-blue"]
+    assert read_back(router)[0] == {"h1-blue": "ready", "h1-green": "maint", "h2-blue": "ready",
+                                    "h2-green": "maint"}
+    assert set(body for _code, body in answers(router["port"], 8)) == {"h1-blue", "h2-blue"}
+
+
+def test_rollback_start_switches_its_colors_over_the_admin_address(haproxy, tmp_path):
+    """rollback_start on host 1 of a shared backend: its colors (h1-*) switch, host 2's stay."""
+    router = haproxy(dict.fromkeys(HOSTS2, 200), live=("h1-blue", "h2-blue"))
+    state = tmp_path / "state.json"
+    state.write_text(json.dumps({"live_color": "h1-blue", "live_version": "h1-blue",
+                                 "previous_version": "h1-green",
+                                 "colors": {"h1-blue": "h1-blue", "h1-green": "h1-green"}}))
+    audit = tmp_path / "audit.log"
+    result = run_module("rollback_start", dict(
+        state_path=str(state), lock_path=str(tmp_path / "deploy.lock"), run_id="r1", audit_log=str(audit),
+        colors={"h1-blue": {"port": router["ports"]["h1-blue"]}, "h1-green": {"port": router["ports"]["h1-green"]}},
+        admin_address=router["admin_address"], backend="be_app", wait_timeout=5))
+    assert not result.get("failed"), result["_stdout"]
+    assert result["warm"] and result["switched"] and result["color"] == "h1-green"
+    assert result["switch"]["previous_live"] == "h1-blue" and set(result["switch"]["servers_state"]) == {
+        "h1-blue", "h1-green"}
+    assert read_back(router)[0] == {"h1-blue": "drain", "h1-green": "ready", "h2-blue": "ready",
+                                    "h2-green": "maint"}
+    assert json.loads(audit.read_text().splitlines()[-1])["previous_live"] == "h1-blue"
 
 
 # ---------------------------------------------------------------- nginx
