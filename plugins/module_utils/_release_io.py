@@ -123,7 +123,7 @@ def unpack(tar, members, dest, artifact):
     applied too where it exists (3.8.17+, 3.11.4+, 3.12)."""
     kwargs = dict(filter="data") if hasattr(tarfile, "data_filter") else {}
     try:
-        tar.extractall(dest, members=members, **kwargs)  # pylint: disable=tarfile-unsafe-members
+        tar.extractall(dest, members=members, **kwargs)
     except (IOError, OSError, EOFError, ValueError, tarfile.TarError) as exc:
         raise ProdreadyError("unpack: cannot unpack %s into %s: %s" % (artifact, dest, to_native(exc)),
                              step="unpack")

@@ -126,7 +126,7 @@ attributes:
   check_mode:
     support: full
     description: Hashes the tarball and checks its members, then predicts reuse or a build
-      (RV(changed)), or fails as a real run would; nothing is written.
+      (C(changed)), or fails as a real run would; nothing is written.
   diff_mode:
     support: none
     description: A release directory is built or reused whole; RV(reused) tells which.

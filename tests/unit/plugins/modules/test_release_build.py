@@ -134,7 +134,7 @@ def test_other_content_under_the_same_version_is_refused(app, tmp_path, capsys):
     ({"ok.py": ""}, [("d", tarfile.SYMTYPE, "."), ("d/x", tarfile.SYMTYPE, "..")], "'d/x' (below the symlink"),
 ])
 def test_unsafe_tarball_is_refused_and_nothing_is_written(tmp_path, capsys, files, links, problem):
-    art, _ = make_tarball(tmp_path / "bad.tar.gz", files, links)
+    art = make_tarball(tmp_path / "bad.tar.gz", files, links)[0]
     releases = tmp_path / "releases"
     args = dict(path=str(releases / "6.6.6"), version="6.6.6", artifact=art, venv=SHARED_VENV)
     for check in (True, False):
@@ -158,7 +158,7 @@ def test_half_built_release_and_leftovers_are_replaced(app, capsys):
 
 
 def test_strip_components(tmp_path, capsys):
-    art, _ = make_tarball(tmp_path / "a.tar.gz", {"myapp-2.0/app.py": "", "myapp-2.0/pkg/m.py": ""})
+    art = make_tarball(tmp_path / "a.tar.gz", {"myapp-2.0/app.py": "", "myapp-2.0/pkg/m.py": ""})[0]
     result = run_main(capsys, dict(path=str(tmp_path / "r" / "2.0"), version="2.0", artifact=art,
                                    venv=SHARED_VENV, strip_components=1))
     assert result["changed"], result.get("msg")
