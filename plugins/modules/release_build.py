@@ -100,7 +100,7 @@ options:
     default: python3
   venv:
     description:
-      - Empty means the release's own venv, C(<path>/.venv), built by this module.
+      - Empty (or C(<path>/.venv)) means the release's own venv, C(<path>/.venv), built by this module.
       - An existing venv (for example one baked into the machine image) is used as it is; it
         must already hold the app's requirements, and nothing is installed into it.
     type: path
@@ -329,10 +329,16 @@ def validate(params):
                                  "with --require-hashes in a requirements file")
     elif not os.path.isfile(params["artifact"]):
         raise ProdreadyError("artifact: %s is not a file on this host" % params["artifact"])
-    if params["venv"] and not _release_io.venv_ready(params["venv"]):
+    if _shared_venv(params) and not _release_io.venv_ready(params["venv"]):
         raise ProdreadyError("venv: %s is not a venv (no executable bin/python); leave venv empty to "
                              "build the release's own" % params["venv"])
     return _release.normalize_sha256(params["sha256"])
+
+
+def _shared_venv(params):
+    """True when `venv` names an existing venv to use, not the release's own <path>/.venv."""
+    own = os.path.join(params["path"].rstrip("/"), ".venv")
+    return bool(params["venv"]) and os.path.normpath(params["venv"]) != own
 
 
 def _result(params, path, venv, artifact, **fields):
@@ -359,7 +365,7 @@ def _install_plan(params, code_dir):
 def _build(module, params, path, venv, artifact, installer, uv_bin, tar, members):
     """Build the release (see the module notes for the order); returns (durations, version)."""
     durations = dict(unpack=0.0, venv=0.0, install=0.0)
-    own_venv = not params["venv"]
+    own_venv = not _shared_venv(params)
     _release_io.clean_leftovers(path)
     tmp = _release_io.new_sibling(path)
     in_place = False
@@ -402,7 +408,8 @@ def run(module):
     params = module.params
     expected = validate(params)
     path = params["path"].rstrip("/")
-    venv = params["venv"] or os.path.join(path, ".venv")
+    shared = _shared_venv(params)
+    venv = os.path.normpath(params["venv"]) if shared else os.path.join(path, ".venv")
     tar = members = digest = None
     if params["artifact_type"] == "tarball":
         digest = _release_io.sha256_file(params["artifact"])
@@ -424,8 +431,8 @@ def run(module):
     elif os.path.isdir(path):
         module.warn("release %s in %s has no %s (a build was interrupted): building it again"
                     % (params["version"], path, _release.MARKER))
-    if params["venv"]:
-        installer, reason = "none", "venv %s is used as it is" % params["venv"]
+    if shared:
+        installer, reason = "none", "venv %s is used as it is" % venv
         uv_bin = None
     else:
         uv_bin = _release_io.find_uv(module, params["uv_path"]) if params["installer"] != "pip" else None
@@ -437,7 +444,7 @@ def run(module):
             members = _release_io.checked_members(tar, params["artifact"], params["strip_components"])
         if module.check_mode:
             return _result(params, path, venv, artifact, changed=True, installer=installer, installer_reason=reason,
-                           python_version=_release_io.python_version(venv) if params["venv"] else None)
+                           python_version=_release_io.python_version(venv) if shared else None)
         durations, version = _build(module, params, path, venv, artifact, installer, uv_bin, tar, members)
     finally:
         if tar is not None:

@@ -150,6 +150,14 @@ def test_a_failing_install_reports_the_installer_error_and_leaves_no_release(sam
     assert siblings(release) == []
 
 
+def test_a_build_that_runs_out_of_time_is_stopped_and_removed(sample, tmp_path):
+    release = tmp_path / "releases" / "1.0.0"
+    result = run_module(MODULE, build_args(sample, release, installer="pip", timeout=0.5))
+    assert result["failed"] and result["step"] == "venv"
+    assert "did not finish within the timeout of 0.5 s" in result["msg"]
+    assert siblings(release) == []
+
+
 def test_a_half_built_release_is_built_again(sample, tmp_path):
     release = tmp_path / "releases" / "1.0.0"
     (release / ".venv" / "bin").mkdir(parents=True)

@@ -187,3 +187,11 @@ def test_index_credentials_never_appear_in_the_result(app, capsys):
     text = json.dumps(result)
     assert "s3cretTok" not in text
     assert result["invocation"]["module_args"]["pip_args"][1].startswith("https://")
+
+
+def test_venv_naming_the_release_own_is_built_not_required_to_exist(app, capsys):
+    own = os.path.join(app["args"]["path"], ".venv")
+    predicted = run_main(capsys, dict(app["args"], venv=own + "/", installer="pip"), check=True)
+    assert not predicted.get("failed"), predicted.get("msg")
+    assert predicted["installer"] == "pip" and predicted["venv"] == own
+    assert predicted["python"] == os.path.join(own, "bin", "python")
