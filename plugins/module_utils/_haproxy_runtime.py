@@ -217,14 +217,13 @@ def switch(api, backend, live, servers=None, wait_timeout=10.0, old_state="drain
         not_up, current, waited = wait_up(api, backend, servers, names, wait_timeout, started,
                                           monotonic, sleep)
     except ProdreadyError as exc:
-        put_back(api, backend, restore_to)
-        raise ProdreadyError(str(exc), servers_state=scoped(api, backend, servers),
-                             at=_haproxy.iso_utc(clock()), **failed)
+        text, states = fail_back(api, backend, servers, restore_to)
+        raise ProdreadyError(str(exc) + text, servers_state=states, at=_haproxy.iso_utc(clock()),
+                             **failed)
     if not_up:
-        message = _haproxy.not_up_message(backend, not_up, waited, restore_to)
-        message += put_back(api, backend, restore_to)
-        raise ProdreadyError(message, servers_state=scoped(api, backend, servers),
-                             at=_haproxy.iso_utc(clock()), **failed)
+        text, states = fail_back(api, backend, servers, restore_to)
+        raise ProdreadyError(_haproxy.not_up_message(backend, not_up, waited, restore_to) + text,
+                             servers_state=states, at=_haproxy.iso_utc(clock()), **failed)
     old = _haproxy.plan_old(_haproxy.in_scope(current, servers)[0], names, old_state)
     refused = api.set_states(backend, old) if old else []
     switch_ms = round((monotonic() - started) * 1000.0, 1)
@@ -246,12 +245,19 @@ def switch(api, backend, live, servers=None, wait_timeout=10.0, old_state="drain
                 **apply_backups(api, backend, servers, before, backups, keep, listed, warn))
 
 
-def put_back(api, backend, restore_to):
+def fail_back(api, backend, servers, restore_to):
     """Put the servers of a failed switch back to their admin states {server: state}; returns
-    '' or what haproxy refused, for the failure message."""
-    refused = api.set_states(backend, _haproxy.plan_restore(restore_to)) \
-        if _haproxy.plan_restore(restore_to) else []
-    return "; haproxy refused to put back: %s" % "; ".join(refused) if refused else ""
+    ('' or what went wrong doing so, for the failure message; the servers' states after)."""
+    plan = _haproxy.plan_restore(restore_to)
+    try:
+        refused = api.set_states(backend, plan) if plan else []
+    except ProdreadyError as exc:
+        return "; putting %s back failed too: %s" % (", ".join(name for name, _s in plan), exc), {}
+    text = "; haproxy refused to put back: %s" % "; ".join(refused) if refused else ""
+    try:
+        return text, scoped(api, backend, servers)
+    except ProdreadyError as exc:
+        return text + "; the servers' states could not be read back: %s" % exc, {}
 
 
 def maint(api, backend, servers=None, check_mode=False, monotonic=time.monotonic, clock=time.time):

@@ -360,11 +360,11 @@ def test_fleet_switch_in_two_batches_and_list_results():
     assert api.batches[:2] == [[(name, "ready") for name in greens],
                                [(name.replace("green", "blue"), "drain") for name in greens]]
     assert result["live"] == greens and result["previous_live"] == ["h1-blue", "h2-blue", "h3-blue"]
-    assert [b["name"] for b in result["backup_server"]] == ["prodready-backup-h1-blue", "prodready-backup-h2-blue",
-                                                          "prodready-backup-h3-blue"]
+    assert [b["name"] for b in result["backup_server"]] == [
+        "prodready-backup-h1-blue", "prodready-backup-h2-blue", "prodready-backup-h3-blue"]
     assert result["switch_ms"] >= 0 and result["at"].endswith("Z")
-    back = run(api, live=result["previous_live"], servers=dict.fromkeys(["h%d-%s" % (n, c) for n in (1, 2, 3)
-                                                                          for c in ("blue", "green")]))
+    everyone = ["h%d-%s" % (n, c) for n in (1, 2, 3) for c in ("blue", "green")]
+    back = run(api, live=result["previous_live"], servers=dict.fromkeys(everyone))
     assert back["previous_live"] == greens and back["backup_server"] == []
     assert [c for c in api.commands if c[0] == "del"] == [("del", "prodready-backup-h%d-blue" % n) for n in (1, 2, 3)]
 
@@ -376,14 +376,36 @@ def test_fleet_switch_one_server_never_up_puts_every_one_back():
     with pytest.raises(ProdreadyError) as err:
         router_switch.run_haproxy(FakeModule(params(live=greens, wait_timeout=0.2)), api=api,
                                   sleep=lambda s: None, monotonic=iter([0, 0.1, 0.3]).__next__)
-    assert api.batches == [[(name, "ready") for name in greens], [("h1-green", "maint"), ("h2-green", "maint"),
-                                                                 ("h3-green", "drain")]]
+    assert api.batches == [[(name, "ready") for name in greens],
+                           [("h1-green", "maint"), ("h2-green", "maint"), ("h3-green", "drain")]]
     msg = str(err.value)
     assert msg.startswith("haproxy: 1 of 3 servers did not become UP within 0.3 s: be_app/h2-green status DOWN, "
                           "check L4CON (Connection refused)")
     assert "h1-green maint, h2-green maint, h3-green drain" in msg
     assert err.value.details["previous_live"] == ["h1-blue", "h2-blue", "h3-blue"]
     assert err.value.details["servers_state"]["h1-blue"]["admin_state"] == "ready"
+
+
+class DyingApi(FakeApi):
+    """Answers the first read, then the runtime API stops answering reads."""
+
+    def states(self, backend):
+        if self.polls >= 1:
+            raise ProdreadyError("admin_address: cannot run 'show servers state be_app' on haproxy's admin "
+                                 "address 10.0.0.5:9999: timed out")
+        return FakeApi.states(self, backend)
+
+
+def test_a_runtime_api_lost_during_the_wait_puts_back_and_says_so():
+    api = DyingApi({"blue": "ready", "green": "maint"}, {"blue": True, "green": True})
+    with pytest.raises(ProdreadyError) as err:
+        run(api)
+    assert api.batches == [[("green", "ready")], [("green", "maint")]]
+    assert str(err.value) == ("admin_address: cannot run 'show servers state be_app' on haproxy's admin address "
+                              "10.0.0.5:9999: timed out; the servers' states could not be read back: admin_address: "
+                              "cannot run 'show servers state be_app' on haproxy's admin address 10.0.0.5:9999: "
+                              "timed out")
+    assert err.value.details["previous_live"] == "blue" and err.value.details["servers_state"] == {}
 
 
 def test_a_drain_haproxy_refuses_fails_the_switch_saying_both_serve():
