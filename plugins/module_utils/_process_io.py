@@ -404,8 +404,8 @@ class Supervisor(object):
             self.sleep(POLL_S)
         observed = self.observe()
         if observed["phase"] in pm.RUNNING_PHASES:
-            raise ProdreadyError("%s did not stop within stop_timeout %s s: %s" % (self.label, self.spec["stop_timeout"],
-                                                                                    observed["word"]))
+            raise ProdreadyError("%s did not stop within stop_timeout %s s: %s"
+                                 % (self.label, self.spec["stop_timeout"], observed["word"]))
         return observed
 
     def log_mark(self):

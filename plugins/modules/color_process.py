@@ -192,7 +192,10 @@ notes:
 attributes:
   check_mode:
     support: full
-    description: Reports which files would change and whether the color would be stopped, reloaded and started, and touches nothing. The probe of a running color is sent (a GET) to tell whether it already serves.
+    description:
+      - Reports which files would change and whether the color would be stopped, reloaded and
+        started, and touches nothing. The probe of a running color is sent (a GET) to tell
+        whether it already serves.
   diff_mode:
     support: full
     description: The definition files, with the environment's values masked.
