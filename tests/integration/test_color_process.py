@@ -257,3 +257,12 @@ def _pgrp(pid):
 
 def _state(pid):
     return _stat_fields(pid)[0]
+
+
+def test_a_program_dir_supervisord_does_not_include_is_named(sandbox, color, tmp_path):
+    elsewhere = tmp_path / "not-included"
+    elsewhere.mkdir()
+    result = run_module("color_process", color["args"]("1.0.0", supervisor_conf_dir=str(elsewhere)))
+    assert result["failed"]
+    assert result["msg"] == ("supervisord does not load %s/%s.conf: supervisor_conf_dir is not among the [include] "
+                             "files of %s" % (elsewhere, color["program"], sandbox["services"]["supervisor"]["config"]))
