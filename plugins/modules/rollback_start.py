@@ -23,7 +23,8 @@ description:
     one request (warm = it answers with the target version).
   - When the color is warm, O(switch=true) and the router is haproxy, it switches the
     backend to that color as M(prodready.deploy.router_switch) does for haproxy with
-    O(prodready.deploy.router_switch#module:servers) set to the keys of O(colors) (make it
+    O(prodready.deploy.router_switch#module:servers) set to the servers of O(colors)
+    (C(<server_prefix><color>)) (make it
     ready, wait until haproxy's health checks say UP, drain the other colors; their runtime
     backup servers are removed; other servers of the backend, such as other hosts' colors in
     a shared backend, are left as they are) and appends the switch's audit line to
@@ -75,8 +76,8 @@ options:
   colors:
     description:
       - "The colors and their ports, for example C({blue: {port: 8101}, green: {port: 8102}}).
-        With haproxy, each color is the server of that name in O(backend), and only these
-        servers take part in the switch."
+        With haproxy, each color is the server C(<server_prefix><color>) of O(backend), and only
+        these servers take part in the switch."
     type: dict
     required: true
   bind_host:
@@ -136,6 +137,14 @@ options:
       - The haproxy backend holding one server per color (and possibly other hosts' servers).
     type: str
     default: be_app
+  server_prefix:
+    description:
+      - "With haproxy, what comes before the color in its server's name: the server of color
+        C(blue) is C(<server_prefix>blue), for example V(h1-) for servers C(h1-blue) and
+        C(h1-green) in a backend shared by every app host. RV(switch) names servers; the
+        audit line names colors."
+    type: str
+    default: ""
   wait_timeout:
     description:
       - Seconds to wait for haproxy's health checks to mark the target color UP.
@@ -179,6 +188,7 @@ EXAMPLES = r"""
     colors: {blue: {port: 8101}, green: {port: 8102}}
     admin_address: ipv4@10.0.0.5:9999
     backend: be_app
+    server_prefix: "{{ inventory_hostname }}-"   # servers h1-blue, h1-green, h2-blue, ...
   register: rollback
 
 - name: Start the previous release from releases/ when it is not warm
@@ -285,6 +295,7 @@ def argument_spec():
         admin_socket=dict(type="path"),
         admin_address=dict(type="str"),
         backend=dict(type="str", default="be_app"),
+        server_prefix=dict(type="str", default=""),
         wait_timeout=dict(type="float", default=10),
         audit_log=dict(type="path"),
     )
@@ -303,7 +314,8 @@ def validate(params):
             _haproxy.parse_admin_address(params["admin_address"])
         _haproxy.check_name("backend", params["backend"])
         for name in sorted(params["colors"] or ()):
-            _haproxy.check_name("colors", name)
+            _haproxy.check_name("server_prefix" if params["server_prefix"] else "colors",
+                                params["server_prefix"] + name)
 
 
 def color_ports(colors):
@@ -338,6 +350,13 @@ def plan(state, to, color_names):
     ran_it = [name for name in idle if (state.get("colors") or {}).get(name) == target]
     chosen = (ran_it + idle)[:1]
     return target, chosen[0] if chosen else "", False
+
+
+def color_of(server, prefix):
+    """The color of haproxy server `server` named `<prefix><color>` (None stays None)."""
+    if server and prefix and server.startswith(prefix):
+        return server[len(prefix):]
+    return server
 
 
 def db_allows_switch(db, state):
@@ -390,13 +409,14 @@ def run(module):
         if reason or not do_switch or module.check_mode or not db_allows_switch(p["db"], state):
             return result
         api = _haproxy_runtime.RuntimeApi(p["admin_socket"], p["admin_address"])
-        switch = _haproxy_runtime.switch(api, p["backend"], color, sorted(ports),
+        prefix = p["server_prefix"]
+        switch = _haproxy_runtime.switch(api, p["backend"], prefix + color, [prefix + name for name in sorted(ports)],
                                          wait_timeout=p["wait_timeout"], warn=module.warn)
         result.update(changed=True, switched=True, switch=switch)
         if p["audit_log"]:
             result["audit_line"] = _state_io.audit(p["audit_log"], dict(
                 action="rollback", step="switch", result="success", color=color,
-                previous_live=switch.get("previous_live"), switch_ms=switch.get("switch_ms"),
+                previous_live=color_of(switch.get("previous_live"), prefix), switch_ms=switch.get("switch_ms"),
                 unavailable_s=0.0, run_id=p["run_id"]))
         return result
     except Exception as exc:  # whatever failed after the lock was taken: release it first

@@ -505,24 +505,26 @@ def test_maint_then_ready_in_one_batch_each(haproxy):
 
 
 def test_rollback_start_switches_its_colors_over_the_admin_address(haproxy, tmp_path):
-    """rollback_start on host 1 of a shared backend: its colors (h1-*) switch, host 2's stay."""
+    """rollback_start on host 1 of a shared backend (servers h1-blue, h1-green: server_prefix
+    h1-): its colors switch, host 2's servers stay as they were."""
     router = haproxy(dict.fromkeys(HOSTS2, 200), live=("h1-blue", "h2-blue"))
     state = tmp_path / "state.json"
-    state.write_text(json.dumps({"live_color": "h1-blue", "live_version": "h1-blue",
-                                 "previous_version": "h1-green",
-                                 "colors": {"h1-blue": "h1-blue", "h1-green": "h1-green"}}))
+    # each color server answers its server name as its version
+    state.write_text(json.dumps({"live_color": "blue", "live_version": "h1-blue", "previous_version": "h1-green",
+                                 "colors": {"blue": "h1-blue", "green": "h1-green"}}))
     audit = tmp_path / "audit.log"
     result = run_module("rollback_start", dict(
         state_path=str(state), lock_path=str(tmp_path / "deploy.lock"), run_id="r1", audit_log=str(audit),
-        colors={"h1-blue": {"port": router["ports"]["h1-blue"]}, "h1-green": {"port": router["ports"]["h1-green"]}},
-        admin_address=router["admin_address"], backend="be_app", wait_timeout=5))
+        colors={"blue": {"port": router["ports"]["h1-blue"]}, "green": {"port": router["ports"]["h1-green"]}},
+        admin_address=router["admin_address"], backend="be_app", server_prefix="h1-", wait_timeout=5))
     assert not result.get("failed"), result["_stdout"]
-    assert result["warm"] and result["switched"] and result["color"] == "h1-green"
-    assert result["switch"]["previous_live"] == "h1-blue" and set(result["switch"]["servers_state"]) == {
-        "h1-blue", "h1-green"}
+    assert result["warm"] and result["switched"] and result["color"] == "green"
+    assert result["switch"]["live"] == "h1-green" and result["switch"]["previous_live"] == "h1-blue"
+    assert set(result["switch"]["servers_state"]) == {"h1-blue", "h1-green"}
     assert read_back(router)[0] == {"h1-blue": "drain", "h1-green": "ready", "h2-blue": "ready",
                                     "h2-green": "maint"}
-    assert json.loads(audit.read_text().splitlines()[-1])["previous_live"] == "h1-blue"
+    line = json.loads(audit.read_text().splitlines()[-1])
+    assert (line["color"], line["previous_live"]) == ("green", "blue")
 
 
 # ---------------------------------------------------------------- nginx

@@ -82,6 +82,13 @@ def test_plan(state, to, expected):
     assert rollback_start.plan(state, to, {"blue": 8101, "green": 8102}) == expected
 
 
+@pytest.mark.parametrize("server, prefix, color", [
+    ("h1-blue", "h1-", "blue"), ("blue", "", "blue"), (None, "h1-", None), ("other", "h1-", "other"),
+])
+def test_color_of(server, prefix, color):
+    assert rollback_start.color_of(server, prefix) == color
+
+
 @pytest.mark.parametrize("db, state, allowed", [
     ("none", {}, True),
     ("downgrade", {"db_revisions_before": ["0001"]}, True),
@@ -110,6 +117,7 @@ def test_bad_colors_are_refused_naming_the_color(capsys, tmp_path, colors, messa
      "parameters are mutually exclusive: admin_socket|admin_address"),
     (dict(admin_address="lb1"), "admin_address: 'lb1' is not host:port"),
     (dict(admin_socket="/x.sock", backend="be;x"), "backend: 'be;x' is not a haproxy name"),
+    (dict(admin_socket="/x.sock", server_prefix="h 1-"), "server_prefix: 'h 1-blue' is not a haproxy name"),
 ])
 def test_switch_options_are_refused_naming_the_option(capsys, tmp_path, args, message):
     result = run_main(capsys, dict(state_path=str(tmp_path / "state.json"), lock_path=str(tmp_path / "deploy.lock"),
