@@ -220,6 +220,7 @@ def ensure_bridge(base: Path) -> None:
         elif not Path("/sys/class/net", FLEET_BRIDGE).exists():  # else made meanwhile by another up
             raise SandboxError(f"ip link add {FLEET_BRIDGE} type bridge: {proc.stderr.strip()} "
                                "(creating a bridge needs root with CAP_NET_ADMIN)")
+
     def has_address():
         return f" {FLEET_ADDRESS}/" in run([ip, "-o", "-4", "addr", "show", "dev", FLEET_BRIDGE]).stdout
 
