@@ -589,26 +589,30 @@ def remove_hosts(hosts: dict) -> None:
     hosts side by side: supervisord takes up to a second to notice SIGTERM), then remove
     their namespaces and veths."""
     pids = {name: netns_pids(host["netns"]) for name, host in hosts.items()}
-    every = [pid for found in pids.values() for pid in found]
-    for pid in every:
+    stop_processes([pid for found in pids.values() for pid in found])
+    for name, host in hosts.items():
+        remove_network(name, host, len(pids[name]))
+
+
+def stop_processes(pids) -> None:
+    """SIGTERM, up to 10 s, then SIGKILL for what is left."""
+    for pid in pids:
         try:
             os.kill(pid, signal.SIGTERM)
         except ProcessLookupError:
             pass
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(alive(p) for p in every):
+    while time.monotonic() < deadline and any(alive(p) for p in pids):
         time.sleep(0.05)
-    for pid in every:
+    for pid in pids:
         if alive(pid):
             log(f"pid {pid} ignored SIGTERM for 10 s: killing it")
             os.kill(pid, signal.SIGKILL)
-    for pid in every:  # our own children (anchors started by this process): reap them
+    for pid in pids:  # our own children (anchors started by this process): reap them
         try:
             os.waitpid(pid, os.WNOHANG)
         except ChildProcessError:
             pass
-    for name, host in hosts.items():
-        remove_network(name, host, len(pids[name]))
 
 
 def remove_network(name: str, host: dict, stopped: int) -> None:
@@ -647,7 +651,10 @@ def up(hosts: int = 2, router: bool = False, base: Path | None = None, owner: st
             remove_hosts(extra)
             state["hosts"] = {n: h for n, h in state["hosts"].items() if n in names}
             save_state(base, state)
-        sandbox.ensure_bridge(base)
+        try:
+            sandbox.ensure_bridge(base)
+        except SandboxError as exc:
+            raise FleetError(f"bridge {FLEET_BRIDGE}: {exc} (fleet hosts need root with CAP_NET_ADMIN)") from None
         user = ensure_deploy_user()
         ensure_sudoers()
         ensure_keys(base, names)
@@ -659,6 +666,9 @@ def up(hosts: int = 2, router: bool = False, base: Path | None = None, owner: st
             host = state["hosts"][name]
             ensure_network(name, host)
             if not in_netns(host.get("anchor"), host["netns"]):
+                # A host whose anchor died is made again; what still ran in it (an sshd in
+                # the old mount namespace holding port 22...) is stopped first.
+                stop_processes(netns_pids(host["netns"]))
                 host["anchor"] = start_anchor(name, host)
             changed = ensure_host_files(name, host, names, user, base)
             ensure_daemons(name, host, changed)
