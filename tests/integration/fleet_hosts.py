@@ -3,7 +3,8 @@
 The hosts are made by ``scripts/fleet_hosts.py`` (what a host is, addresses, paths: see its
 docstring and docs/development.md). A test file takes the session's fleet with::
 
-    from fleet_hosts import fleet  # noqa: F401  (the session fixture)
+    sys.path.insert(0, os.path.dirname(__file__))  # this file, not scripts/fleet_hosts.py
+    from fleet_hosts import fleet  # noqa: E402,F401 # pylint: disable=unused-import
 
     def test_something(fleet):
         result = fleet.ansible("app", "ansible.builtin.command", "id")   # over SSH, become
@@ -23,7 +24,6 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 

@@ -17,9 +17,10 @@ from helpers import ROOT
 
 import sandbox as sandbox_script  # scripts/sandbox.py
 
-# tests/integration/fleet_hosts.py, not scripts/fleet_hosts.py (scripts/ is on sys.path too).
+# The session fixture `fleet`, from tests/integration/fleet_hosts.py (not scripts/fleet_hosts.py,
+# also on sys.path); pytest finds it by name in this module.
 sys.path.insert(0, os.path.dirname(__file__))
-from fleet_hosts import fleet  # noqa: E402,F401  (the session fixture)
+from fleet_hosts import fleet  # noqa: E402,F401 # pylint: disable=unused-import
 
 EXISTS = "import json, os, sys; print(json.dumps({p: os.path.exists(p) for p in sys.argv[1:]}))"
 
@@ -137,8 +138,8 @@ def test_each_host_runs_its_own_supervisord_that_starts_programs_from_its_includ
     try:
         assert status.ok, status
         for host in fleet.app_hosts:
-            name, state, _, pid = status.stdout(host).split()[:4]
-            assert (name, state) == (program, "RUNNING"), status
+            name, state, pid_word, pid = status.stdout(host).split()[:4]
+            assert (name, state, pid_word) == (program, "RUNNING", "pid"), status
             assert fleet.netns_of(int(pid.rstrip(","))) == host  # started by that host's supervisord
     finally:
         for host in fleet.app_hosts:
