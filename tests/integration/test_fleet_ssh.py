@@ -11,6 +11,7 @@ import pwd
 import socket
 import sys
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from helpers import ROOT
@@ -141,7 +142,8 @@ def test_each_host_runs_its_own_supervisord_that_starts_programs_from_its_includ
             name, state, pid_word, pid = status.stdout(host).split()[:4]
             assert (name, state, pid_word) == (program, "RUNNING", "pid"), status
             assert fleet.netns_of(int(pid.rstrip(","))) == host  # started by that host's supervisord
-    finally:
-        for host in fleet.app_hosts:
-            fleet.exec_in(host, ["sh", "-c", 'rm -f "$1" && supervisorctl -c "$2" update "$3"', "-",
-                                 conf, fleet.supervisor_config, program])
+    finally:  # the hosts side by side: removing a program waits for supervisord to stop it
+        with ThreadPoolExecutor() as pool:
+            list(pool.map(lambda host: fleet.exec_in(host, [
+                "sh", "-c", 'rm -f "$1" && supervisorctl -c "$2" update "$3"', "-",
+                conf, fleet.supervisor_config, program]), fleet.app_hosts))
