@@ -280,6 +280,7 @@ import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.prodready.deploy.plugins.module_utils._errors import ProdreadyError
 from ansible_collections.prodready.deploy.plugins.module_utils._statefile import iso_utc
@@ -368,7 +369,7 @@ def _build(module, params, path, venv, artifact, installer, uv_bin, tar, members
     own_venv = not _shared_venv(params)
     _release_io.clean_leftovers(path)
     tmp = _release_io.new_sibling(path)
-    in_place = False
+    in_place, step = False, "unpack"
     try:
         started = time.monotonic()
         if tar is not None:
@@ -379,14 +380,14 @@ def _build(module, params, path, venv, artifact, installer, uv_bin, tar, members
             base_python = _release_io.find_python(module, params["base_python"])
             # The venv is built at its final path (venvs are not relocatable): code first.
             _release_io.put_in_place(tmp, path)
-            in_place = True
+            in_place, step = True, "venv"
             commands = _release_io.Commands(module, params["timeout"])
             started = time.monotonic()
             commands.run("venv", _release.venv_argv(installer, uv_bin, base_python, venv), path,
                          "creating the venv %s" % venv)
             durations["venv"] = round(time.monotonic() - started, 3)
             if requirements or requirement:
-                started = time.monotonic()
+                started, step = time.monotonic(), "install"
                 commands.run("install", _release.install_argv(
                     installer, uv_bin, _release_io.venv_python(venv), params["pip_args"], requirements,
                     params["constraints"], requirement), path, "installing into %s with %s" % (venv, installer))
@@ -397,6 +398,10 @@ def _build(module, params, path, venv, artifact, installer, uv_bin, tar, members
         _release_io.write_marker(path if in_place else tmp, marker)
         if not in_place:
             _release_io.put_in_place(tmp, path)
+    except (IOError, OSError) as exc:
+        _release_io.remove_tree(path if in_place else tmp)
+        raise ProdreadyError("%s: building release %s in %s failed: %s" % (step, params["version"], path, to_native(exc)),
+                             step=step)
     except BaseException:
         _release_io.remove_tree(path if in_place else tmp)
         raise
