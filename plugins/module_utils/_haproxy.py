@@ -167,10 +167,14 @@ def plan_maint(states):
     return [(name, "maint") for name in sorted(states) if states[name]["admin_state"] != "maint"]
 
 
-def plan_restore(restore_to):
+def plan_restore(restore_to, states=None):
     """[(server, state)] that put back the servers of {server: admin state} a failed switch
-    made ready (those already ready need nothing)."""
-    return [(name, state) for name, state in sorted(restore_to.items()) if state != "ready"]
+    made ready: those whose admin state in `states` (as read after the failure) is not the one
+    to go back to; without `states`, every one that was not ready."""
+    if states is None:
+        return [(name, state) for name, state in sorted(restore_to.items()) if state != "ready"]
+    return [(name, state) for name, state in sorted(restore_to.items())
+            if states.get(name, {}).get("admin_state") != state]
 
 
 def backup_name(color):

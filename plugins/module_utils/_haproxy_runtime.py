@@ -246,9 +246,13 @@ def switch(api, backend, live, servers=None, wait_timeout=10.0, old_state="drain
 
 
 def fail_back(api, backend, servers, restore_to):
-    """Put the servers of a failed switch back to their admin states {server: state}; returns
-    ('' or what went wrong doing so, for the failure message; the servers' states after)."""
-    plan = _haproxy.plan_restore(restore_to)
+    """Put the servers of a failed switch back to their admin states {server: state} (those
+    haproxy reports in another state); returns ('' or what went wrong doing so, for the
+    failure message; the servers' states after)."""
+    try:
+        plan = _haproxy.plan_restore(restore_to, scoped(api, backend, servers))
+    except ProdreadyError:
+        plan = _haproxy.plan_restore(restore_to)
     try:
         refused = api.set_states(backend, plan) if plan else []
     except ProdreadyError as exc:

@@ -194,7 +194,11 @@ def test_plan_ready_and_old(states, live, old_state, ready, old):
 def test_plan_maint_and_restore():
     assert _haproxy.plan_maint(SHARED) == [("h1-blue", "maint"), ("h2-blue", "maint"),
                                            ("h2-green", "maint"), ("prodready-backup-h2-blue", "maint")]
-    assert _haproxy.plan_restore({"a": "maint", "b": "ready", "c": "drain"}) == [("a", "maint"), ("c", "drain")]
+    restore_to = {"a": "maint", "b": "ready", "c": "drain"}
+    assert _haproxy.plan_restore(restore_to) == [("a", "maint"), ("c", "drain")]
+    # as read after the failure: c's `ready` was refused, it is still draining
+    now = {"a": srv(), "b": srv(), "c": srv("drain", "DRAIN")}
+    assert _haproxy.plan_restore(restore_to, now) == [("a", "maint")]
 
 
 @pytest.mark.parametrize("plan, limit, lines", [
