@@ -79,6 +79,7 @@ class Fleet:
         self.supervisor_config = script.SUPERVISOR_CONF
         self.supervisor_programs = script.SUPERVISOR_PROGRAMS
         self.haproxy_socket = script.HAPROXY_SOCKET
+        self.haproxy_admin_tcp = (script.address(ROUTER), script.ROUTER_ADMIN_PORT)
         self.backend = script.BACKEND
         self.router_url = "http://%s:%d" % (script.address(ROUTER), script.ROUTER_PORT)
         self.color_ports = dict(script.COLOR_PORTS)

@@ -121,7 +121,7 @@ def test_router_haproxy_lists_both_colors_of_every_app_host_on_its_admin_socket(
     assert show.ok, show
     assert server_names(show.stdout(fleet.router)) == expected
     # The same runtime API on the router's admin TCP listener, from the controller.
-    with socket.create_connection((fleet.addresses[fleet.router], 9999), timeout=5) as sock:
+    with socket.create_connection(fleet.haproxy_admin_tcp, timeout=5) as sock:
         sock.sendall(b"show servers state %s\n" % fleet.backend.encode())
         answer = b"".join(iter(lambda: sock.recv(65536), b"")).decode()
     assert server_names(answer) == expected
