@@ -24,6 +24,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -109,16 +110,17 @@ class Fleet:
         if args:
             argv += ["-a", args if isinstance(args, str) else json.dumps(args)]
         argv += ["-b"] if become else ["-e", json.dumps({"ansible_become": False})]
-        extra = {
-            # One JSON line per host result (the default ad-hoc output mixes stdout and stderr).
-            "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
-            "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.default",
-            "ANSIBLE_CALLBACK_RESULT_FORMAT": "json",
-            "PRODREADY_REPORT_DIR": str(self.base / "reports"),
-        }
-        extra.update(env or {})
-        proc = subprocess.run(argv, capture_output=True, text=True, env=ansible_env(extra),
-                              cwd=str(ROOT), timeout=timeout, check=False)
+        with tempfile.TemporaryDirectory(prefix="fleet-adhoc-") as reports:
+            extra = {
+                # One JSON line per host result (the default ad-hoc output mixes stdout and stderr).
+                "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
+                "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.default",
+                "ANSIBLE_CALLBACK_RESULT_FORMAT": "json",
+                "PRODREADY_REPORT_DIR": reports,  # the deploy report of an ad-hoc run: not kept
+            }
+            extra.update(env or {})
+            proc = subprocess.run(argv, capture_output=True, text=True, env=ansible_env(extra),
+                                  cwd=str(ROOT), timeout=timeout, check=False)
         return AdHoc(proc)
 
 
