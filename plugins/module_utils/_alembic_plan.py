@@ -17,6 +17,8 @@ import re
 from ansible_collections.prodready.deploy.plugins.module_utils._errors import ProdreadyError
 
 RELATIVE_RE = re.compile(r"^([+-])([0-9]+)$")
+# The comment Alembic writes before each revision's statements in offline (--sql) mode.
+RUNNING_RE = re.compile(r"^-- Running (upgrade|downgrade) (.*?) ?-> ?(.*?)\s*$", re.M)
 
 
 class RevisionGraph(object):
@@ -182,3 +184,25 @@ def failed_step(steps, direction, graph, current_after):
         if direction == "downgrade" and rev in applied:
             return rev
     return None
+
+
+def applied_sql(sql, steps):
+    """The part of Alembic's offline SQL that belongs to the revisions `steps`.
+
+    Alembic renders an upgrade from several current heads as from base, so its offline
+    SQL may hold revisions the database already has. Each revision's statements follow a
+    ``-- Running upgrade <from> -> <to>`` (``downgrade <rev> -> <down>``) comment; the text
+    before the first one (the version table) is kept, and so is all of `sql` when it has no
+    such comment.
+    """
+    markers = list(RUNNING_RE.finditer(sql or ""))
+    if not markers:
+        return sql or ""
+    wanted = set(steps)
+    parts = [sql[:markers[0].start()]]
+    for index, marker in enumerate(markers):
+        end = markers[index + 1].start() if index + 1 < len(markers) else len(sql)
+        side = marker.group(3) if marker.group(1) == "upgrade" else marker.group(2)
+        if wanted.intersection(r.strip() for r in side.split(",")):
+            parts.append(sql[marker.start():end])
+    return "".join(parts)

@@ -115,3 +115,74 @@ def test_heads_and_depth():
     assert MERGED.heads() == ["m"]
     assert BRANCHED.heads() == ["b1", "b2"]
     assert [MERGED.depth(r) for r in ("0001", "0002", "b1", "m")] == [1, 2, 3, 4]
+
+
+# Offline SQL as Alembic 1.x renders it: the upgrade of a -> {b, c} -> m -> d from base ...
+BRANCHED_UPGRADE_SQL = """BEGIN;
+CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL);
+-- Running upgrade  -> a
+CREATE TABLE t_a (id int);
+COMMIT;
+BEGIN;
+-- Running upgrade a -> c
+CREATE TABLE t_c (id int);
+COMMIT;
+BEGIN;
+-- Running upgrade a -> b
+CREATE TABLE t_b (id int);
+COMMIT;
+BEGIN;
+-- Running upgrade b, c -> m
+CREATE TABLE t_m (id int);
+COMMIT;
+BEGIN;
+-- Running upgrade m -> d
+CREATE TABLE t_d (id int);
+COMMIT;
+"""
+# ... and the downgrade d -> base (the down side of a downgrade is the revision undone).
+BRANCHED_DOWNGRADE_SQL = """BEGIN;
+-- Running downgrade d -> m
+DROP TABLE t_d;
+COMMIT;
+BEGIN;
+-- Running downgrade m -> b, c
+DROP TABLE t_m;
+COMMIT;
+BEGIN;
+-- Running downgrade b -> a
+DROP TABLE t_b;
+COMMIT;
+BEGIN;
+-- Running downgrade a -> 
+DROP TABLE t_a;
+COMMIT;
+"""
+
+
+def created(sql):
+    """The t_* tables a script creates or drops, in order."""
+    return [line.split()[2].rstrip(";") for line in sql.splitlines()
+            if line.startswith(("CREATE TABLE t_", "DROP TABLE t_"))]
+
+
+@pytest.mark.parametrize("sql,steps,expected", [
+    # the database at heads b and c: only m and d are applied, though Alembic renders from base
+    (BRANCHED_UPGRADE_SQL, ["m", "d"], ["t_m", "t_d"]),
+    (BRANCHED_UPGRADE_SQL, ["a", "b", "c", "m", "d"], ["t_a", "t_c", "t_b", "t_m", "t_d"]),
+    (BRANCHED_UPGRADE_SQL, ["a"], ["t_a"]),
+    (BRANCHED_UPGRADE_SQL, [], []),
+    (BRANCHED_DOWNGRADE_SQL, ["d", "m"], ["t_d", "t_m"]),
+    (BRANCHED_DOWNGRADE_SQL, ["a"], ["t_a"]),
+    # no markers (an env.py that renders differently): all of it
+    ("CREATE TABLE t_x (id int);\n", ["zzz"], ["t_x"]),
+    ("", ["a"], []),
+    (None, ["a"], []),
+])
+def test_applied_sql(sql, steps, expected):
+    assert created(ap.applied_sql(sql, steps)) == expected
+
+
+def test_applied_sql_keeps_the_version_table_preamble():
+    assert ap.applied_sql(BRANCHED_UPGRADE_SQL, ["d"]).startswith(
+        "BEGIN;\nCREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL);\n-- Running upgrade m -> d\n")
