@@ -384,6 +384,17 @@ class _Switches(object):
         return "forward"
 
 
+def _failed_first(failures, batch_hosts):
+    """The hosts of a batch whose own failure led to a fleet switch back: those that failed
+    before it, except in a task that failed on every host of the batch (a fleet decision, such
+    as blue_green's "fail every host when the fleet's gate failed")."""
+    by_task = {}
+    for host, task in failures:
+        by_task.setdefault(task, set()).add(host)
+    everyone = set(batch_hosts)
+    return sorted(set(host for hosts in by_task.values() if not everyone <= hosts for host in hosts))
+
+
 def _suffix(event):
     parts = []
     if event.get("by"):
@@ -439,6 +450,7 @@ def attribute_events(log, batches=None):
     switches = _Switches()
     backups = {}
     last_failure = None
+    batch_failures = {}  # batch -> [(host, task)] of the failures in it not ignored
     for seq, original in enumerate(log):
         event = dict(original)
         ctx = event.pop("_ctx", None) or {}
@@ -459,14 +471,17 @@ def attribute_events(log, batches=None):
             continue
         if kind == "failure" and event.get("status") == "failed":
             last_failure = "%s: %s" % (host, event.get("msg"))
+            batch_failures.setdefault(ctx.get("batch"), []).append((host, event.get("task")))
         if ctx.get("run_once") and not facts_to:
             event.update(hosts=list(batch_hosts), by=host)
             if delegate:
                 event["via"] = delegate
             if kind == "router_switch" and module == "router_switch":
                 event["direction"] = switches.fleet_switch(event)
-                if event["direction"] == "back" and last_failure:
-                    event["cause"] = last_failure
+                if event["direction"] == "back":
+                    if last_failure:
+                        event["cause"] = last_failure
+                    event["failed_hosts"] = _failed_first(batch_failures.get(ctx.get("batch"), []), batch_hosts)
             if kind == "backup" and event.get("path"):
                 backups[event["path"]] = event
             fleet.append(event)
@@ -515,6 +530,8 @@ def _switched_back(event, from_fleet, host):
         return {"by": event.get("by"), "via": event.get("via"), "to": event.get("live_version"),
                 "reason": event.get("reason"), "fleet": False}
     if event.get("module") == "router_switch" and event.get("direction") == "back":
+        if from_fleet and host in (event.get("failed_hosts") or []):
+            return None  # the host whose failure it was: its own switch back
         if from_fleet or (event.get("by") and event["by"] != host):
             return {"by": event.get("by"), "via": event.get("via"), "to": _servers_text(event.get("live"), None),
                     "reason": event.get("cause"), "fleet": from_fleet}
@@ -602,7 +619,7 @@ def _fleet_summary(fleet_events):
         return picked
 
     backups = [e for e in fleet_events if e.get("kind") == "backup" and e.get("path")]
-    switch_keys = ("live", "previous_live", "switch_ms", "status", "switch_failed", "msg", "cause")
+    switch_keys = ("live", "previous_live", "switch_ms", "status", "switch_failed", "msg", "cause", "failed_hosts")
     return {
         "backup": keep(backups[0] if backups else None,
                        ("path", "size_bytes", "duration_s", "reused", "sha256", "handed_to")),

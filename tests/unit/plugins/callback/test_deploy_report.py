@@ -538,6 +538,27 @@ def test_a_fleet_switch_back_switches_every_host_of_the_batch_back(tmp_path):
     assert "## h1: switched back to h1-blue, h2-blue" in markdown
 
 
+def test_a_fleet_switch_back_after_one_hosts_failure_fails_that_host_and_switches_the_others_back(tmp_path):
+    callback, display = new_callback(tmp_path)
+    fleet_deploy(callback, batch=("h1", "h2", "h3"))
+    fail(callback, "h2", "cache gate failed: hit ratio 10.0% < 60.0%", name="Gate the cache")
+    # h2's rescue: the fleet switch back runs once, from h2, for the whole batch.
+    switch(callback, "h2", ["h1-blue", "h2-blue", "h3-blue"], ["h1-green", "h2-green", "h3-green"], 140,
+           name="Switch the whole fleet back at once", run_once=True)
+    fail(callback, "h2", "deploy of app 1.1.0 on h2 stopped in phase cache: cache gate failed")
+    report, markdown, summary = finish(callback, display, tmp_path, {
+        "h1": {"ok": 5}, "h2": {"ok": 5, "failures": 1, "rescued": 1}, "h3": {"ok": 5}})
+    assert report["fleet"]["switch_back"]["failed_hosts"] == ["h2"]
+    for host in ("h1", "h3"):
+        back = report["hosts"][host]["switched_back"]
+        assert report["hosts"][host]["outcome"] == "switched_back"
+        assert (back["fleet"], back["by"], back["reason"]) == (True, "h2", "h2: cache gate failed: hit ratio 10.0% < 60.0%")
+    h2 = report["hosts"]["h2"]
+    assert (h2["outcome"], h2["stopped_reason"]) == ("failed", "deploy of app 1.1.0 on h2 stopped in phase cache: cache gate failed")
+    assert h2["reverted"] == ["traffic back to h1-blue, h2-blue, h3-blue"]
+    assert summary.splitlines()[1] == "hosts: 2 switched back, 1 failed"
+
+
 def rolling_fleet_revert(callback):
     """blue_green rolling, serial 1: h1 goes live; h2 fails its gate through the router, switches
     itself back, then switches h1 back from h2 (fleet_revert_host.yml: the router via r1, the
