@@ -140,7 +140,8 @@ BEGIN;
 CREATE TABLE t_d (id int);
 COMMIT;
 """
-# ... and the downgrade d -> base (the down side of a downgrade is the revision undone).
+# ... and the downgrade d -> base (the down side of a downgrade is the revision undone; Alembic
+# ends "a -> " with a space, written \x20).
 BRANCHED_DOWNGRADE_SQL = """BEGIN;
 -- Running downgrade d -> m
 DROP TABLE t_d;
@@ -154,7 +155,7 @@ BEGIN;
 DROP TABLE t_b;
 COMMIT;
 BEGIN;
--- Running downgrade a -> 
+-- Running downgrade a ->\x20
 DROP TABLE t_a;
 COMMIT;
 """
