@@ -13,9 +13,9 @@ The hosts are simulated on this machine as the DESIGN describes: `ansible_connec
 each with its own app root, colors on their own ports (27300 and up) and supervisor
 programs. They share one database (created here as superuser, dropped at the end), so the
 backup and the migration run once for the fleet (run_once, advisory lock). There are not
-16 router slots in the sandbox, so the hosts use `blue_green_router: none` (the live gate
+16 router slots in the sandbox, so the hosts use `app_router: none` (the live gate
 requests the new color directly), and run the release from one prebuilt venv
-(`blue_green_release_venv`): on a real fleet every host builds its venv on its own CPU; here
+(`app_release_venv`): on a real fleet every host builds its venv on its own CPU; here
 16 builds would share two cores and measure pip, not the deploy.
 """
 
@@ -52,27 +52,27 @@ def host_vars(sb, name, root, dist, db, port, venv):
     return {
         "ansible_connection": "local",
         "ansible_python_interpreter": str(ROOT / ".venv" / "bin" / "python"),
-        "blue_green_app_name": name,
-        "blue_green_app_root": str(root),
+        "app_name": name,
+        "app_root": str(root),
         "blue_green_artifact_src": str(dist) + "/sampleapp-{{ blue_green_version }}.tar.gz",
-        "blue_green_release_venv": str(venv),
-        "blue_green_start_command": "{{ blue_green_venv }}/bin/python -m sampleapp --port {{ blue_green_port }}",
-        "blue_green_colors": {"blue": {"port": port}, "green": {"port": port + 1}},
-        "blue_green_process_manager": "supervisor",
-        "blue_green_supervisor_conf_dir": sup["programs_dir"],
-        "blue_green_supervisorctl": str(ROOT / ".venv" / "bin" / "supervisorctl"),
-        "blue_green_supervisor_config": sup["config"],
-        "blue_green_router": "none",
-        "blue_green_database": {"db": db, "login_host": pg["host"], "login_port": pg["port"],
+        "app_release_venv": str(venv),
+        "app_start_command": "{{ app_venv }}/bin/python -m sampleapp --port {{ app_port }}",
+        "app_colors": {"blue": {"port": port}, "green": {"port": port + 1}},
+        "app_process_manager": "supervisor",
+        "app_supervisor_conf_dir": sup["programs_dir"],
+        "app_supervisorctl": str(ROOT / ".venv" / "bin" / "supervisorctl"),
+        "app_supervisor_config": sup["config"],
+        "app_router": "none",
+        "app_database": {"db": db, "login_host": pg["host"], "login_port": pg["port"],
                                 "login_user": pg["app_user"], "login_password": sb["secrets"]["app_db_password"]},
-        "blue_green_database_url": url,
+        "app_database_url": url,
         "blue_green_shared_env": {"DATABASE_URL": url, "REDIS_URL": demo_app.redis_url(sb, 9),
                                   "CACHE_PREFIX": name + "_", "DEBUG": "false"},
         "blue_green_gate_idle": {"requests": 10, "concurrency": 2, "max_error_rate": 0.0,
                                  "max_latency_ms": {"p95": 5000}},
         "blue_green_gate_live": {"requests": 20, "concurrency": 2, "max_error_rate": 0.0,
                                  "max_latency_ms": {"p95": 5000}},
-        "blue_green_start_timeout": 120,
+        "app_start_timeout": 120,
     }
 
 

@@ -78,8 +78,8 @@ sleep 1
 cat > .cache/demo/rollback-vars.yml <<'YML'
 rollback_db: restore
 # A release started on this shared, loaded machine may take longer than the deploys' 20 s.
-rollback_start_timeout: 90
-rollback_database:
+app_start_timeout: 90
+app_database:
   db: "{{ sandbox.services.postgres.app_db }}"
   login_host: "{{ sandbox.services.postgres.host }}"
   login_port: "{{ sandbox.services.postgres.port }}"

@@ -39,25 +39,25 @@ def host_vars(sandbox, app, app_root, dist, db, ports, prefix, app_python, **ove
     hv = {
         "ansible_connection": "local",
         "ansible_python_interpreter": str(ROOT / ".venv" / "bin" / "python"),
-        "blue_green_app_name": app,
-        "blue_green_app_root": str(app_root),
+        "app_name": app,
+        "app_root": str(app_root),
         "blue_green_artifact_src": str(dist) + "/sampleapp-{{ blue_green_version }}.tar.gz",
         "blue_green_pip_extra_args": f"--no-index --find-links {ROOT}/.cache/wheels",
-        "blue_green_start_command": "{{ blue_green_venv }}/bin/python -m sampleapp --port {{ blue_green_port }}",
-        "blue_green_colors": {"blue": {"port": ports["blue"]}, "green": {"port": ports["green"]}},
-        "blue_green_process_manager": "supervisor",
-        "blue_green_supervisor_conf_dir": sup["programs_dir"],
-        "blue_green_supervisorctl": str(ROOT / ".venv" / "bin" / "supervisorctl"),
-        "blue_green_supervisor_config": sup["config"],
-        "blue_green_database": {"db": db, "login_host": pg["host"], "login_port": pg["port"],
+        "app_start_command": "{{ app_venv }}/bin/python -m sampleapp --port {{ app_port }}",
+        "app_colors": {"blue": {"port": ports["blue"]}, "green": {"port": ports["green"]}},
+        "app_process_manager": "supervisor",
+        "app_supervisor_conf_dir": sup["programs_dir"],
+        "app_supervisorctl": str(ROOT / ".venv" / "bin" / "supervisorctl"),
+        "app_supervisor_config": sup["config"],
+        "app_database": {"db": db, "login_host": pg["host"], "login_port": pg["port"],
                                 "login_user": pg["app_user"], "login_password": sandbox["secrets"]["app_db_password"]},
-        "blue_green_database_url": url,
+        "app_database_url": url,
         "blue_green_shared_env": {"DATABASE_URL": url, "REDIS_URL": demo_app.redis_url(sandbox, REDIS_DB),
                                   "CACHE_PREFIX": prefix, "DEBUG": "false"},
         "blue_green_gate_idle": {"requests": 10, "concurrency": 2, "max_error_rate": 0.0, "max_latency_ms": {"p95": 10000}},
         "blue_green_gate_live": {"requests": 20, "concurrency": 2, "max_error_rate": 0.01, "max_latency_ms": {"p95": 10000}},
-        "blue_green_start_timeout": 120,
-        "blue_green_release_venv": str(Path(app_python).parent.parent),
+        "app_start_timeout": 120,
+        "app_release_venv": str(Path(app_python).parent.parent),
     }
     hv.update(overrides)
     return hv
@@ -67,10 +67,10 @@ def haproxy_slot_vars(sandbox, slot):
     haproxy = sandbox["services"]["haproxy"]
     info = haproxy["slots"][slot]
     return {"ports": info["servers"],
-            "router": {"blue_green_router": "haproxy",
-                       "blue_green_haproxy_admin_socket": haproxy["admin_socket"],
-                       "blue_green_haproxy_backend": info["backend"],
-                       "blue_green_router_url": "http://127.0.0.1:%d" % info["port"]}}
+            "router": {"app_router": "haproxy",
+                       "app_haproxy_admin_socket": haproxy["admin_socket"],
+                       "app_haproxy_backend": info["backend"],
+                       "app_router_url": "http://127.0.0.1:%d" % info["port"]}}
 
 
 def write_inventory(path, hosts):

@@ -47,24 +47,24 @@ def bg(sandbox, tmp_path_factory):
     host_vars = {
         "ansible_connection": "local",
         "ansible_python_interpreter": str(ROOT / ".venv" / "bin" / "python"),
-        "blue_green_app_name": "bgtest",
-        "blue_green_app_root": str(app_root),
+        "app_name": "bgtest",
+        "app_root": str(app_root),
         "blue_green_artifact_src": str(dist) + "/sampleapp-{{ blue_green_version }}.tar.gz",
         "blue_green_pip_extra_args": f"--no-index --find-links {ROOT}/.cache/wheels",
-        "blue_green_start_command": "{{ blue_green_venv }}/bin/python -m sampleapp --port {{ blue_green_port }}",
-        "blue_green_colors": {"blue": {"port": haproxy["test_servers"]["blue"]},
+        "app_start_command": "{{ app_venv }}/bin/python -m sampleapp --port {{ app_port }}",
+        "app_colors": {"blue": {"port": haproxy["test_servers"]["blue"]},
                               "green": {"port": haproxy["test_servers"]["green"]}},
-        "blue_green_process_manager": "supervisor",
-        "blue_green_supervisor_conf_dir": sup["programs_dir"],
-        "blue_green_supervisorctl": str(ROOT / ".venv" / "bin" / "supervisorctl"),
-        "blue_green_supervisor_config": sup["config"],
-        "blue_green_router": "haproxy",
-        "blue_green_haproxy_admin_socket": haproxy["admin_socket"],
-        "blue_green_haproxy_backend": haproxy["test_backend"],
-        "blue_green_router_url": f"http://127.0.0.1:{haproxy['test_port']}",
-        "blue_green_database": {"db": name, "login_host": pg["host"], "login_port": pg["port"],
+        "app_process_manager": "supervisor",
+        "app_supervisor_conf_dir": sup["programs_dir"],
+        "app_supervisorctl": str(ROOT / ".venv" / "bin" / "supervisorctl"),
+        "app_supervisor_config": sup["config"],
+        "app_router": "haproxy",
+        "app_haproxy_admin_socket": haproxy["admin_socket"],
+        "app_haproxy_backend": haproxy["test_backend"],
+        "app_router_url": f"http://127.0.0.1:{haproxy['test_port']}",
+        "app_database": {"db": name, "login_host": pg["host"], "login_port": pg["port"],
                                 "login_user": pg["app_user"], "login_password": secret["app_db_password"]},
-        "blue_green_database_url": db_url,
+        "app_database_url": db_url,
         "blue_green_shared_env": {
             "DATABASE_URL": db_url,
             "REDIS_URL": demo_app.redis_url(sandbox, 9),
@@ -78,12 +78,12 @@ def bg(sandbox, tmp_path_factory):
         "blue_green_gate_live": {"requests": 120, "concurrency": 4, "max_error_rate": 0.01,
                                  "max_latency_ms": {"p95": 10000}},
         "blue_green_db_rollback": "downgrade",
-        "blue_green_start_timeout": 90,
+        "app_start_timeout": 90,
     }
     inventory = base / "hosts.yml"
     inventory.write_text(yaml.safe_dump({"all": {"hosts": {"bg1": host_vars}}}))
     state = {"inventory": inventory, "app_root": app_root, "db": name,
-             "router": host_vars["blue_green_router_url"], "sandbox": sandbox}
+             "router": host_vars["app_router_url"], "sandbox": sandbox}
     yield state
     retire_test_slot_app(sandbox, "bgtest", ROOT)
     drop_db(sandbox, name)

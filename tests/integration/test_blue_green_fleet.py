@@ -33,7 +33,7 @@ def fleet(sandbox, tmp_path_factory, app_python):
     for host, slot in HOSTS.items():
         slot_vars = haproxy_slot_vars(sandbox, slot)
         roots[host] = base / host
-        routers[host] = slot_vars["router"]["blue_green_router_url"]
+        routers[host] = slot_vars["router"]["app_router_url"]
         hosts[host] = host_vars(sandbox, "bgf" + host, roots[host], dist, db, slot_vars["ports"], "bgf%s_" % host, app_python,
                                 **slot_vars["router"])
     # On the third host, 1.1.0's artifact does not match its expected checksum.

@@ -82,9 +82,9 @@ def bgn(sandbox, tmp_path_factory, app_python):
     router_url = "http://127.0.0.1:%d" % port
     rd = sandbox["services"]["redis"]
     hv = host_vars(sandbox, APP, app_root, dist, db, ports, PREFIX, app_python,
-                   blue_green_router="nginx", blue_green_router_url=router_url,
-                   blue_green_nginx_upstream_include=str(prefix / "upstream.conf"),
-                   blue_green_nginx_prefix=str(prefix), blue_green_nginx_conf=str(conf),
+                   app_router="nginx", app_router_url=router_url,
+                   app_nginx_upstream_include=str(prefix / "upstream.conf"),
+                   app_nginx_prefix=str(prefix), app_nginx_conf=str(conf),
                    blue_green_cache_warm_paths="{{ ['/api/purchase-orders/' ~ po_id] if po_id is defined else [] }}",
                    blue_green_cache_check={"login_host": rd["host"], "login_port": rd["port"], "db": REDIS_DB,
                                            "login_password": sandbox["secrets"]["redis_password"],

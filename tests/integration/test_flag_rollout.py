@@ -112,13 +112,13 @@ class SupervisedApp:
     def host_vars(self, tmp_path):
         return {
             "flag_rollout_env_file": str(self.env_file),
-            "flag_rollout_process_manager": "supervisor",
+            "app_process_manager": "supervisor",
             "flag_rollout_services": [self.name],
-            "flag_rollout_supervisorctl": SUPERVISORCTL,
-            "flag_rollout_supervisor_config": self.sup["config"],
+            "app_supervisorctl": SUPERVISORCTL,
+            "app_supervisor_config": self.sup["config"],
             "flag_rollout_health_url": self.url + "/health",
             "flag_rollout_health_wait_timeout": 30,
-            "flag_rollout_audit_log": str(tmp_path / "audit.log"),
+            "app_root": str(tmp_path),
         }
 
     def remove(self):
@@ -367,8 +367,8 @@ def plain_host(tmp_path):
     env_file = tmp_path / "app.env"
     env_file.write_text("KEEP=1\n")
     inventory = write_inventory(tmp_path, {"web1": {
-        "flag_rollout_env_file": str(env_file), "flag_rollout_process_manager": "none",
-        "flag_rollout_audit_log": str(tmp_path / "audit.log")}})
+        "flag_rollout_env_file": str(env_file), "flag_rollout_restart": False,
+        "app_root": str(tmp_path)}})
     return env_file, inventory
 
 
@@ -429,8 +429,8 @@ def test_canary_host_first_and_a_failing_canary_never_reaches_the_rest(tmp_path)
         (tmp_path / name).mkdir()
         (tmp_path / name / ".env").write_text("A=0\n")
         hosts[name] = {"flag_rollout_env_file": str(tmp_path / name / ".env"),
-                       "flag_rollout_process_manager": "none",
-                       "flag_rollout_audit_log": str(tmp_path / name / "audit.log")}
+                       "flag_rollout_restart": False,
+                       "app_root": str(tmp_path / name)}
     inventory = write_inventory(tmp_path, hosts)
     # The gate fails where a marker file exists: only on the canary.
     (tmp_path / "canary1" / "bad").write_text("")
@@ -466,8 +466,8 @@ def test_canary_that_errors_before_its_gate_stops_the_rest_before_they_change(tm
         if name != "canary1":
             (tmp_path / name / ".env").write_text("A=0\n")
         hosts[name] = {"flag_rollout_env_file": str(tmp_path / name / ".env"),
-                       "flag_rollout_process_manager": "none",
-                       "flag_rollout_audit_log": str(tmp_path / name / "audit.log")}
+                       "flag_rollout_restart": False,
+                       "app_root": str(tmp_path / name)}
     inventory = write_inventory(tmp_path, hosts)
     stages = [{"name": "first", "flags": {"B": 1}},
               {"name": "second", "flags": {"A": 1}, "hosts": ["canary1"]}]
@@ -497,11 +497,11 @@ def test_redis_backend_with_ttl_and_revert(sandbox, tmp_path):
     client.set(prefix + "ENABLE_PO_CACHING", "false")
     try:
         inventory = write_inventory(tmp_path, {"web1": {
-            "flag_rollout_backend": "redis", "flag_rollout_process_manager": "none",
+            "flag_rollout_backend": "redis", "flag_rollout_restart": False,
             "flag_rollout_redis_host": svc["host"], "flag_rollout_redis_port": svc["port"],
             "flag_rollout_redis_db": REDIS_DB, "flag_rollout_redis_password": password,
             "flag_rollout_redis_key_prefix": prefix,
-            "flag_rollout_audit_log": str(tmp_path / "audit.log")}})
+            "app_root": str(tmp_path)}})
         stages = [{"name": "cache", "flags": {"ENABLE_PO_CACHING": True, "ENABLE_CACHE_METRICS": True},
                    "ttl": 600, "gates": {"redis_cache_check": {"max_ping_ms": 1000}}},
                   {"name": "limit", "flags": {"emergency_rate_limit": 1}, "ttl": 3600}]

@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.slow]
 
 def host_vars(sandbox, base, host, slot_name):
     return role_vars(sandbox, **local_vars(), **slot_vars(sandbox, slot_name),
-                     blue_green_app_name=f"promo-{host}", blue_green_app_root=str(base / host / "srv"),
+                     app_name=f"promo-{host}", app_root=str(base / host / "srv"),
                      blue_green_artifact_src=str(base / host) + "/notes-{{ blue_green_version }}.tar.gz")
 
 

@@ -90,34 +90,34 @@ def rs(sandbox, tmp_path_factory, app_python):
         "ansible_connection": "local",
         "ansible_python_interpreter": str(ROOT / ".venv" / "bin" / "python"),
         "blue_green_strategy": "restart",
-        "blue_green_app_name": APP,
-        "blue_green_app_root": str(app_root),
+        "app_name": APP,
+        "app_root": str(app_root),
         "blue_green_artifact_src": str(dist) + "/sampleapp-{{ blue_green_version }}.tar.gz",
         # One venv with the app's requirements runs every release (no venv build per release).
-        "blue_green_release_venv": str(Path(app_python).parent.parent),
-        "blue_green_start_command": "{{ blue_green_venv }}/bin/python -m sampleapp --port {{ blue_green_port }}",
-        "blue_green_process_env": {"APP_ENV_FILE": str(app_root / "shared" / ".env"),
+        "app_release_venv": str(Path(app_python).parent.parent),
+        "app_start_command": "{{ app_venv }}/bin/python -m sampleapp --port {{ app_port }}",
+        "app_process_env": {"APP_ENV_FILE": str(app_root / "shared" / ".env"),
                                    "MAINTENANCE_FILE": str(maintenance)},
-        "blue_green_colors": {"blue": {"port": slot["servers"]["blue"]}, "green": {"port": slot["servers"]["green"]}},
-        "blue_green_process_manager": "supervisor",
-        "blue_green_supervisor_conf_dir": sup["programs_dir"],
-        "blue_green_supervisorctl": str(ROOT / ".venv" / "bin" / "supervisorctl"),
-        "blue_green_supervisor_config": sup["config"],
-        "blue_green_router": "haproxy",
-        "blue_green_haproxy_admin_socket": haproxy["admin_socket"],
-        "blue_green_haproxy_backend": slot["backend"],
-        "blue_green_router_url": f"http://127.0.0.1:{slot['port']}",
-        "blue_green_database": {"db": name, "login_host": pg["host"], "login_port": pg["port"],
+        "app_colors": {"blue": {"port": slot["servers"]["blue"]}, "green": {"port": slot["servers"]["green"]}},
+        "app_process_manager": "supervisor",
+        "app_supervisor_conf_dir": sup["programs_dir"],
+        "app_supervisorctl": str(ROOT / ".venv" / "bin" / "supervisorctl"),
+        "app_supervisor_config": sup["config"],
+        "app_router": "haproxy",
+        "app_haproxy_admin_socket": haproxy["admin_socket"],
+        "app_haproxy_backend": slot["backend"],
+        "app_router_url": f"http://127.0.0.1:{slot['port']}",
+        "app_database": {"db": name, "login_host": pg["host"], "login_port": pg["port"],
                                 "login_user": pg["app_user"], "login_password": secret["app_db_password"]},
-        "blue_green_database_url": db_url,
+        "app_database_url": db_url,
         "blue_green_shared_env": {"DATABASE_URL": db_url, "REDIS_URL": demo_app.redis_url(sandbox, 12),
                                   "CACHE_PREFIX": "rs_", "DEBUG": "false"},
         "blue_green_gate_idle": {"requests": 10, "concurrency": 2, "max_error_rate": 0.0,
                                  "max_latency_ms": {"p95": 2000}},
         "blue_green_gate_live": {"requests": 20, "concurrency": 2, "max_error_rate": 0.0,
                                  "max_latency_ms": {"p95": 2000}},
-        "blue_green_start_timeout": 60,
-        "blue_green_stop_timeout": 15,
+        "app_start_timeout": 60,
+        "app_stop_timeout": 15,
         # Runbook 003: no new signals, wait until (here: at most one) open position, the
         # startup line, the same health before and after.
         "blue_green_restart_maintenance_file": str(maintenance),
@@ -133,7 +133,7 @@ def rs(sandbox, tmp_path_factory, app_python):
     inventory = base / "hosts.yml"
     inventory.write_text(yaml.safe_dump({"all": {"hosts": {"rs1": host_vars}}}))
     state = {"inventory": inventory, "app_root": app_root, "db": name, "maintenance": maintenance,
-             "router": host_vars["blue_green_router_url"], "port": slot["servers"]["blue"],
+             "router": host_vars["app_router_url"], "port": slot["servers"]["blue"],
              "ports": list(slot["servers"].values()),
              "sandbox": sandbox, "supervisor": sup}
     yield state
@@ -202,7 +202,7 @@ def test_first_deploy_runs_one_instance(rs):
 def test_check_mode_tells_the_restart_steps_with_one_color_only(rs):
     before = {p: (rs["app_root"] / p).read_bytes() for p in ("state.json", "audit.log")}
     # A single-instance service needs one color only.
-    proc = deploy(rs, "1.1.0", check=True, blue_green_colors={"blue": {"port": rs["port"]}})
+    proc = deploy(rs, "1.1.0", check=True, app_colors={"blue": {"port": rs["port"]}})
     assert proc.returncode == 0, proc.output[-4000:]
     assert "restart in place on blue (port %d): maintenance on, drain, stop 1.0.0, migrate, start 1.1.0" % rs["port"] in proc.flat
     assert ('would restart blue in place: maintenance on, drain until positions <= 1, stop 1.0.0, start 1.1.0, '

@@ -47,37 +47,37 @@ def rb(sandbox, tmp_path_factory):
     host_vars = {
         "ansible_connection": "local",
         "ansible_python_interpreter": str(ROOT / ".venv" / "bin" / "python"),
-        "blue_green_app_name": APP,
-        "blue_green_app_root": str(app_root),
+        "app_name": APP,
+        "app_root": str(app_root),
         "blue_green_artifact_src": str(dist) + "/sampleapp-{{ blue_green_version }}.tar.gz",
         "blue_green_pip_extra_args": f"--no-index --find-links {ROOT}/.cache/wheels",
-        "blue_green_start_command": "{{ blue_green_venv }}/bin/python -m sampleapp --port {{ blue_green_port }}",
-        "blue_green_colors": {c: {"port": p} for c, p in slot["servers"].items()},
-        "blue_green_process_manager": "supervisor",
-        "blue_green_supervisor_conf_dir": sup["programs_dir"],
-        "blue_green_supervisorctl": str(ROOT / ".venv" / "bin" / "supervisorctl"),
-        "blue_green_supervisor_config": sup["config"],
-        "blue_green_router": "haproxy",
-        "blue_green_haproxy_admin_socket": haproxy["admin_socket"],
-        "blue_green_haproxy_backend": slot["backend"],
-        "blue_green_router_url": "http://127.0.0.1:%d" % slot["port"],
-        "blue_green_database": {"db": name, "login_host": pg["host"], "login_port": pg["port"],
+        "app_start_command": "{{ app_venv }}/bin/python -m sampleapp --port {{ app_port }}",
+        "app_colors": {c: {"port": p} for c, p in slot["servers"].items()},
+        "app_process_manager": "supervisor",
+        "app_supervisor_conf_dir": sup["programs_dir"],
+        "app_supervisorctl": str(ROOT / ".venv" / "bin" / "supervisorctl"),
+        "app_supervisor_config": sup["config"],
+        "app_router": "haproxy",
+        "app_haproxy_admin_socket": haproxy["admin_socket"],
+        "app_haproxy_backend": slot["backend"],
+        "app_router_url": "http://127.0.0.1:%d" % slot["port"],
+        "app_database": {"db": name, "login_host": pg["host"], "login_port": pg["port"],
                                 "login_user": pg["app_user"], "login_password": sandbox["secrets"]["app_db_password"]},
-        "blue_green_database_url": url,
+        "app_database_url": url,
         "blue_green_shared_env": {"DATABASE_URL": url, "REDIS_URL": demo_app.redis_url(sandbox, REDIS_DB),
                                   "CACHE_PREFIX": "rb_", "DEBUG": "false"},
         "blue_green_row_count_tables": ["purchase_orders"],
         "blue_green_gate_idle": {"requests": 10, "concurrency": 2, "max_error_rate": 0.0},
         "blue_green_gate_live": {"requests": 20, "concurrency": 2, "max_error_rate": 0.01},
-        "blue_green_start_timeout": 30,
-        "rollback_redis": {"login_host": sandbox["services"]["redis"]["host"],
+        "app_start_timeout": 30,
+        "app_redis": {"login_host": sandbox["services"]["redis"]["host"],
                            "login_port": sandbox["services"]["redis"]["port"],
                            "login_password": sandbox["secrets"]["redis_password"], "db": REDIS_DB},
     }
     inventory = base / "hosts.yml"
     inventory.write_text(yaml.safe_dump({"all": {"hosts": {"rb1": host_vars}}}))
     state = {"inventory": inventory, "app_root": app_root, "db": name, "sandbox": sandbox,
-             "router": host_vars["blue_green_router_url"], "base": base}
+             "router": host_vars["app_router_url"], "base": base}
     try:
         for version in ("1.0.0", "1.1.0"):
             proc = playbook(state, "deploy.yml", app_version=version)
@@ -135,7 +135,7 @@ def test_refuses_when_nothing_was_deployed(tmp_path):
     inventory = tmp_path / "hosts.yml"
     inventory.write_text(yaml.safe_dump({"all": {"hosts": {"rb1": {
         "ansible_connection": "local", "ansible_python_interpreter": str(ROOT / ".venv" / "bin" / "python"),
-        "rollback_app_name": "nothing", "rollback_app_root": str(tmp_path / "srv")}}}}))
+        "app_name": "nothing", "app_root": str(tmp_path / "srv")}}}}))
     proc = playbook({}, "rollback.yml", inventory=inventory)
     assert proc.returncode != 0
     assert "nothing to roll back to, there is no %s/srv/state.json" % tmp_path in proc.output
@@ -149,7 +149,7 @@ def test_refuses_when_there_is_no_previous_version(tmp_path):
     inventory = tmp_path / "hosts.yml"
     inventory.write_text(yaml.safe_dump({"all": {"hosts": {"rb1": {
         "ansible_connection": "local", "ansible_python_interpreter": str(ROOT / ".venv" / "bin" / "python"),
-        "rollback_app_name": "nothing", "rollback_app_root": str(root)}}}}))
+        "app_name": "nothing", "app_root": str(root)}}}}))
     proc = playbook({}, "rollback.yml", inventory=inventory)
     assert proc.returncode != 0
     assert "nothing to roll back to" in proc.output and "rollback_to=VERSION" in proc.flat

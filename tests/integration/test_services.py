@@ -30,8 +30,8 @@ def app(sandbox, tmp_path_factory):
         (base / name).mkdir()
         groups[f"service_{name}"] = {"hosts": {f"web1-{name}": dict(
             slot_vars(sandbox, slot_name),
-            blue_green_app_name=f"svc-{name}",
-            blue_green_app_root=str(base / name / "srv"),
+            app_name=f"svc-{name}",
+            app_root=str(base / name / "srv"),
             blue_green_artifact_src=str(base / name) + "/app-{{ blue_green_version }}.tar.gz")}}
     common = role_vars(sandbox, **local_vars())
     inventory = base / "hosts.yml"

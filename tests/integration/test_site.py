@@ -69,7 +69,7 @@ def write_sandbox_inventories(sandbox, site_dir):
         }}}))
         (inv / "group_vars" / f"{env_name}.yml").write_text(yaml.safe_dump(dict(
             local_vars(), **slot_vars(sandbox, slot_name),
-            blue_green_app_name=f"site-{env_name}", blue_green_app_root=str(site_dir / "srv" / env_name))))
+            app_name=f"site-{env_name}", app_root=str(site_dir / "srv" / env_name))))
 
 
 def playbook(site, *args):

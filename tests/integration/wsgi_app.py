@@ -96,7 +96,7 @@ def artifact(path, version, requirements=DB_REQUIREMENTS, marker=""):
             tar.addfile(info, io.BytesIO(data))
 
 
-START_COMMAND = "{{ blue_green_venv }}/bin/python {{ blue_green_release_dir }}/app.py {{ blue_green_port }}"
+START_COMMAND = "{{ app_venv }}/bin/python {{ app_release_dir }}/app.py {{ app_port }}"
 
 
 def role_vars(sandbox, **overrides):
@@ -105,19 +105,19 @@ def role_vars(sandbox, **overrides):
     sup = sandbox["services"]["supervisor"]
     hv = {
         "blue_green_requirements_file": "",
-        "blue_green_start_command": START_COMMAND,
-        "blue_green_process_manager": "supervisor",
-        "blue_green_supervisor_conf_dir": sup["programs_dir"],
-        "blue_green_supervisorctl": str(ROOT / ".venv/bin/supervisorctl"),
-        "blue_green_supervisor_config": sup["config"],
+        "app_start_command": START_COMMAND,
+        "app_process_manager": "supervisor",
+        "app_supervisor_conf_dir": sup["programs_dir"],
+        "app_supervisorctl": str(ROOT / ".venv/bin/supervisorctl"),
+        "app_supervisor_config": sup["config"],
         # The router checks /health (its own configuration); the gates use the app's path.
-        "blue_green_health_path": "/healthz",
-        "blue_green_ready_path": "",
-        "blue_green_version_field": "build.version",
-        "blue_green_database": {},
-        "blue_green_alembic": [],
+        "app_health_path": "/healthz",
+        "app_ready_path": "",
+        "app_version_path": "build.version",
+        "app_database": {},
+        "app_alembic": [],
         "blue_green_backup": False,
-        "blue_green_start_timeout": 60,
+        "app_start_timeout": 60,
         "blue_green_gate_live": {"requests": 10, "concurrency": 2, "max_error_rate": 0.0},
     }
     hv.update(overrides)
@@ -134,8 +134,8 @@ def slot_vars(sandbox, slot_name):
     haproxy = sandbox["services"]["haproxy"]
     slot = haproxy["slots"][slot_name]
     return {
-        "blue_green_colors": {c: {"port": slot["servers"][c]} for c in ("blue", "green")},
-        "blue_green_haproxy_admin_socket": haproxy["admin_socket"],
-        "blue_green_haproxy_backend": slot["backend"],
-        "blue_green_router_url": f"http://127.0.0.1:{slot['port']}",
+        "app_colors": {c: {"port": slot["servers"][c]} for c in ("blue", "green")},
+        "app_haproxy_admin_socket": haproxy["admin_socket"],
+        "app_haproxy_backend": slot["backend"],
+        "app_router_url": f"http://127.0.0.1:{slot['port']}",
     }
