@@ -29,7 +29,7 @@ description:
     (C(via r1)). A task delegated to another host of the play (a peer switched back from the
     failing host), a router switch back of a peer's servers, and facts set with
     C(delegate_facts) are listed under that host, the host that ran them named (C(by h3)).
-    A C(run_once) task acted for its whole batch: it is listed once, in the C(fleet) section,
+    A C(run_once) task acted for its whole batch, so it is listed once, in the C(fleet) section,
     with the hosts it acted for (the fleet backup, the fleet switch and its switch back, the
     fleet gate).
   - Each host ends with an outcome, counted in the summary line of the run - C(live) (the new
@@ -156,8 +156,8 @@ def _summarize_deploy_state(data):
         state.get("live_version") or "nothing", state.get("live_color") or "no color",
         ", previous %s" % state["previous_version"] if state.get("previous_version") else "")
     if audit.get("action"):
-        event["text"] += "; audit %s%s%s" % (audit["action"], " %s" % audit["result"] if audit.get("result") else "",
-                                             ": %s" % to_text(audit["reason"]).strip() if audit.get("reason") else "")
+        # (the audit's reason is kept in `reason`; the host's stopped / switched back lines say it)
+        event["text"] += "; audit %s%s" % (audit["action"], " %s" % audit["result"] if audit.get("result") else "")
     return event
 
 
@@ -533,7 +533,9 @@ def _switched_back(event, from_fleet, host):
         if from_fleet and host in (event.get("failed_hosts") or []):
             return None  # the host whose failure it was: its own switch back
         if from_fleet or (event.get("by") and event["by"] != host):
-            return {"by": event.get("by"), "via": event.get("via"), "to": _servers_text(event.get("live"), None),
+            # (a fleet switch back's servers are every host's: the fleet section lists them)
+            return {"by": event.get("by"), "via": event.get("via"),
+                    "to": None if from_fleet else _servers_text(event.get("live"), None),
                     "reason": event.get("cause"), "fleet": from_fleet}
     return None
 
@@ -686,9 +688,10 @@ def build_report(run, host_events, host_stats, fleet_events=None):
 
 # --- Renderings ------------------------------------------------------------------------------
 
-def _host_title(entry):
+def _host_title(entry, upper=False):
     outcome = entry["outcome"]
-    title = OUTCOME_WORDS.get(outcome, outcome) if outcome != "ok" else "ok"
+    title = OUTCOME_WORDS.get(outcome, outcome)
+    title = title.upper() if upper else title
     if outcome == "live" and entry.get("live_version"):
         title += " on %s" % entry["live_version"]
     back = entry.get("switched_back") or {}
@@ -719,7 +722,7 @@ def render_summary(report, max_lines=12):
             notable = notable[-max_lines:]
         lines += ["  - %s" % event.get("text") for event in notable]
     for host, entry in sorted(report.get("hosts", {}).items()):
-        lines.append("%s: %s" % (host, _host_title(entry).upper()))
+        lines.append("%s: %s" % (host, _host_title(entry, upper=True)))
         notable = [e for e in entry["events"] if e.get("kind") != "failure"]
         if len(notable) > max_lines:
             lines.append("  ... %d earlier entries in the report files" % (len(notable) - max_lines))
