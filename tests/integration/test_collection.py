@@ -9,8 +9,9 @@ import pytest
 
 from helpers import ROOT, ansible_env
 
-MODULES = ["alembic_migrate", "color_process", "deploy_lock", "deploy_state", "feature_flag", "health_gate",
-           "pg_backup", "preflight_check", "redis_cache_check", "release_build", "rollback_start", "router_switch"]
+MODULES = ["alembic_migrate", "color_process", "deploy_begin", "deploy_lock", "deploy_state", "feature_flag",
+           "health_gate", "pg_backup", "preflight_check", "redis_cache_check", "release_build", "rollback_start",
+           "router_switch"]
 
 
 def run(argv, **kw):
