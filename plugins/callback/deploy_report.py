@@ -445,7 +445,7 @@ def attribute_events(log, batches=None):
     play_hosts = {}
     for batch in batches:
         play_hosts.setdefault(batch.get("play"), set()).update(batch.get("hosts") or [])
-    seen = set((event.get("_ctx") or {}).get("host") for event in log)
+    seen = set((event.get("_ctx") or {}).get("host") for event in log) - set([None])
     host_events, fleet = {}, []
     switches = _Switches()
     backups = {}
@@ -495,9 +495,9 @@ def attribute_events(log, batches=None):
             target, event["direction"] = switches.host_switch(event, host)
             if event["direction"] == "back" and target != host and last_failure:
                 event["cause"] = last_failure
-        elif event.get("state_host") in peers:
+        elif event.get("state_host") and event["state_host"] in peers:
             target = event["state_host"]
-        elif delegate in peers:
+        elif delegate and delegate in peers:
             target = delegate
         if target != host:
             event["by"] = host
