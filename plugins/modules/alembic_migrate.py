@@ -21,6 +21,8 @@ description:
     all run it migrate exactly once; the others wait, then find nothing pending.
   - A failing migration fails the task with the revision id and the database error; with
     C(transaction_per_migration) in C(env.py) the database stays at the last revision that committed.
+  - With O(analyze=true), refreshes the planner statistics of the tables the applied revisions
+    touched (C(ANALYZE)), found in the offline SQL of those revisions.
 author:
   - prodready.deploy maintainers (@prodready)
 extends_documentation_fragment:
@@ -28,7 +30,8 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    description: Returns the pending revisions and the offline SQL preview; the database is not changed.
+    description: Returns the pending revisions, the offline SQL preview and, with O(analyze=true), the
+      tables that would be analyzed; the database is not changed.
   diff_mode:
     support: none
     description: Nothing is edited.
@@ -93,6 +96,26 @@ options:
       - Alembic version table name, if C(env.py) sets a non-default one.
     type: str
     default: alembic_version
+  analyze:
+    description:
+      - After a migration that changed the database (upgrade or downgrade), run C(ANALYZE) on
+        every table the applied revisions created, altered, indexed or wrote rows to, so the
+        planner has statistics of the new schema at once rather than when autovacuum gets to
+        it (runbook 000 step 13, runbook 001 step 16).
+      - The tables are read from the offline SQL (C(alembic upgrade --sql), returned as RV(sql))
+        of exactly the revisions applied - C(CREATE TABLE), C(ALTER TABLE),
+        C(CREATE [UNIQUE] INDEX ... ON), C(INSERT INTO), C(UPDATE), C(DELETE FROM),
+        C(MERGE INTO), C(COPY ... FROM), also inside C(WITH) and PL/pgSQL C(DO) blocks. Tables
+        dropped again, temporary tables, views, the version table and tables named only in
+        dynamic SQL (C(EXECUTE)) are left out.
+      - C(ANALYZE) runs after the lock is released, in O(python) on the same URL and driver as the
+        migration (passed by environment, never argv), one table at a time in autocommit.
+      - A failure (offline SQL that C(env.py) cannot render, no connection, a table the user may
+        not analyze) is a warning and RV(analyze_error); it never fails the task. A migration that
+        fails is not followed by C(ANALYZE).
+      - PostgreSQL only.
+    type: bool
+    default: false
 notes:
   - To bound the run time of long migrations, use the task keyword C(timeout).
   - The lock and the URL default use the connection options; when only O(database_url) is
@@ -126,6 +149,14 @@ EXAMPLES = r"""
     database_url: "{{ vault_database_url }}"
     revision: "{{ migration.current_before }}"
     allow_downgrade: true
+
+- name: Migrate, then refresh the statistics of the tables it touched (runbook 000 step 13)
+  prodready.deploy.alembic_migrate:
+    project_path: /srv/app/releases/1.4.0
+    python: /srv/app/releases/1.4.0/venv/bin/python
+    database_url: "{{ vault_database_url }}"
+    analyze: true
+  register: migration
 """
 
 RETURN = r"""
@@ -172,6 +203,27 @@ failed_revision:
   returned: failure of a migration
   type: str
   sample: 0badc0ffee00
+analyzed:
+  description:
+    - Tables analyzed after the migration (O(analyze=true)), schema-qualified and quoted where SQL
+      needs it, in the order the migration first touched them; in check mode, those that would be.
+    - Empty when O(analyze=false), when nothing changed, and for the tables in RV(analyze_error).
+  returned: always
+  type: list
+  elements: str
+  sample: [public.purchase_orders, public.audit_events]
+analyze_s:
+  description: Seconds the ANALYZE step took (reading the tables from the SQL, resolving them, ANALYZE); 0 when it did not run.
+  returned: always
+  type: float
+  sample: 0.41
+analyze_error:
+  description:
+    - Why tables were not analyzed (also given as a warning); null when nothing failed.
+      The migration is done all the same.
+  returned: always
+  type: str
+  sample: 'public.ledger: WARNING: skipping "ledger" --- only table or database owner can analyze it'
 lock_wait_s:
   description: Seconds spent waiting for the advisory lock.
   returned: always
@@ -198,6 +250,7 @@ from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.prodready.deploy.plugins.module_utils._errors import ProdreadyError
 from ansible_collections.prodready.deploy.plugins.module_utils import _alembic_plan as ap
+from ansible_collections.prodready.deploy.plugins.module_utils import _sql_tables as st
 from ansible_collections.prodready.deploy.plugins.module_utils._alembic_reader import READER_SOURCE
 from ansible_collections.prodready.deploy.plugins.module_utils._postgres import (
     DB_ERRORS, HAS_PSYCOPG2, PSYCOPG2_IMPORT_ERROR, connect_kwargs, connect_kwargs_from_url, connect_with,
@@ -316,9 +369,11 @@ class Reader(object):
         with open(result_path) as fh:
             result = json.load(fh)
         os.unlink(result_path)
-        for key in ("error", "migrate_error", "sql_error"):
+        for key in ("error", "migrate_error", "sql_error", "analyze_error"):
             if result.get(key):
                 result[key] = self.redact(result[key])
+        for item in result.get("errors") or []:
+            item["error"] = self.redact(item["error"])
         if not result.get("ok"):
             raise ProdreadyError("alembic %s of %s failed while reading %s: %s"
                                  % (action, self.config, result.get("stage", "?"), result.get("error")))
@@ -372,59 +427,97 @@ def database_target(module):
     return sqlalchemy_url(p), connect_kwargs(p)
 
 
-def run(module):
-    """Plan and run the migration; returns the result dict (raises ProdreadyError)."""
+def migrate(module, reader, lock_kwargs, started):
+    """Plan and run the move under the lock: (result, applied steps, offline SQL error)."""
     p = module.params
+    use_lock = p["lock"] and not module.check_mode
+    lock = MigrationLock(lock_kwargs, lock_key(p["version_table"]), p["lock_timeout"]) \
+        if use_lock else NoLock()
+    with lock:
+        # Read the state only once the lock is held: a host that waited now sees the
+        # migration another host ran, and has nothing left to do.
+        state = reader.call("state")
+        graph = ap.RevisionGraph(state["revisions"])
+        current = tuple(state["current"])
+        target = ap.resolve_target(graph, p["revision"], current)
+        planned = ap.plan(graph, current, target)
+        result = dict(changed=False, current_before=as_str(current),
+                      current_after=as_str(current), heads=state["heads"],
+                      target=list(target), pending=planned["pending"],
+                      direction=planned["direction"], sql="", lock_wait_s=lock.waited,
+                      analyzed=[], analyze_s=0.0, analyze_error=None)
+        if planned["direction"] == "none":
+            return result, [], None
+        if planned["direction"] == "downgrade" and not p["allow_downgrade"]:
+            raise ProdreadyError(ap.downgrade_refusal(current, target, planned["steps"]),
+                                 **dict(result, duration_s=round(time.time() - started, 3)))
+        move = dict(direction=planned["direction"], current=list(current),
+                    target=",".join(target) if target else None)
+        if module.check_mode:
+            preview = reader.call("sql", **move)
+            result.update(changed=True, sql=preview.get("sql", ""))
+            return result, planned["steps"], None
+        outcome = reader.call("migrate", with_sql=True, **move)
+        after = tuple(outcome["current"])
+        result.update(changed=after != current, current_after=as_str(after),
+                      sql=outcome.get("sql"), duration_s=round(time.time() - started, 3))
+        if outcome.get("migrate_error"):
+            failed = ap.failed_step(planned["steps"], planned["direction"], graph, after)
+            message = graph.message(failed) if failed in graph.revs else ""
+            raise ProdreadyError(
+                "migration %s (%s) failed during %s to %s: %s; the database is at %s"
+                % (failed, message, planned["direction"], ap.label(target),
+                   outcome["migrate_error"], ap.label(after)),
+                failed_revision=failed, **result)
+        if set(after) != set(target):
+            raise ProdreadyError("alembic %s to %s ended at %s without an error; check the "
+                                 "project's env.py" % (planned["direction"], ap.label(target),
+                                                       ap.label(after)), **result)
+        return result, planned["steps"], outcome.get("sql_error")
+
+
+def analyze_tables(module, reader, sql, steps, sql_error):
+    """analyzed, analyze_s and analyze_error of the ANALYZE step after a move that changed
+    the database (in check mode: the tables it would analyze). Never raises: statistics are
+    an optimisation, their failure is a warning, not a failed migration."""
+    started = time.time()
+    out = dict(analyzed=[], analyze_s=0.0, analyze_error=None)
+    if sql is None:
+        problems = ["the offline SQL of the migration could not be rendered, so the tables it "
+                    "touched are unknown (%s)" % (sql_error or "no SQL")]
+    else:
+        tables = st.touched_tables(ap.applied_sql(sql, steps), exclude=(module.params["version_table"],))
+        if not tables:
+            return out
+        try:
+            answer = reader.call("analyze", tables=[list(t) for t in tables],
+                                 execute=not module.check_mode)
+        except ProdreadyError as exc:
+            answer = dict(analyze_error=str(exc))
+        out["analyzed"] = answer.get("analyzed") or []
+        problems = [answer["analyze_error"]] if answer.get("analyze_error") else []
+        problems += ["%s: %s" % (e["table"], e["error"]) for e in answer.get("errors") or []]
+    out["analyze_s"] = round(time.time() - started, 3)
+    if problems:
+        out["analyze_error"] = "; ".join(problems)
+        module.warn("analyze: statistics not refreshed: %s. The migration itself succeeded; "
+                    "autovacuum will analyze later" % out["analyze_error"])
+    return out
+
+
+def run(module):
+    """Plan and run the migration, then ANALYZE; returns the result dict (raises ProdreadyError)."""
     started = time.time()
     config, project_dir, python = resolve_paths(module)
     url, lock_kwargs = database_target(module)
     reader = Reader(module, python, config, project_dir, url)
     try:
-        use_lock = p["lock"] and not module.check_mode
-        lock = MigrationLock(lock_kwargs, lock_key(p["version_table"]), p["lock_timeout"]) \
-            if use_lock else NoLock()
-        with lock:
-            # Read the state only once the lock is held: a host that waited now sees the
-            # migration another host ran, and has nothing left to do.
-            state = reader.call("state")
-            graph = ap.RevisionGraph(state["revisions"])
-            current = tuple(state["current"])
-            target = ap.resolve_target(graph, p["revision"], current)
-            planned = ap.plan(graph, current, target)
-            result = dict(changed=False, current_before=as_str(current),
-                          current_after=as_str(current), heads=state["heads"],
-                          target=list(target), pending=planned["pending"],
-                          direction=planned["direction"], sql="", lock_wait_s=lock.waited)
-            if planned["direction"] == "none":
-                result["duration_s"] = round(time.time() - started, 3)
-                return result
-            if planned["direction"] == "downgrade" and not p["allow_downgrade"]:
-                raise ProdreadyError(ap.downgrade_refusal(current, target, planned["steps"]),
-                                     **dict(result, duration_s=round(time.time() - started, 3)))
-            move = dict(direction=planned["direction"], current=list(current),
-                        target=",".join(target) if target else None)
-            if module.check_mode:
-                preview = reader.call("sql", **move)
-                result.update(changed=True, sql=preview.get("sql", ""),
-                              duration_s=round(time.time() - started, 3))
-                return result
-            outcome = reader.call("migrate", with_sql=True, **move)
-            after = tuple(outcome["current"])
-            result.update(changed=after != current, current_after=as_str(after),
-                          sql=outcome.get("sql"), duration_s=round(time.time() - started, 3))
-            if outcome.get("migrate_error"):
-                failed = ap.failed_step(planned["steps"], planned["direction"], graph, after)
-                message = graph.message(failed) if failed in graph.revs else ""
-                raise ProdreadyError(
-                    "migration %s (%s) failed during %s to %s: %s; the database is at %s"
-                    % (failed, message, planned["direction"], ap.label(target),
-                       outcome["migrate_error"], ap.label(after)),
-                    failed_revision=failed, **result)
-            if set(after) != set(target):
-                raise ProdreadyError("alembic %s to %s ended at %s without an error; check the "
-                                     "project's env.py" % (planned["direction"], ap.label(target),
-                                                           ap.label(after)), **result)
-            return result
+        result, steps, sql_error = migrate(module, reader, lock_kwargs, started)
+        # After the lock is released: hosts waiting on it need not wait for ANALYZE too.
+        if module.params["analyze"] and result["changed"]:
+            result.update(analyze_tables(module, reader, result["sql"], steps, sql_error))
+        result["duration_s"] = round(time.time() - started, 3)
+        return result
     finally:
         reader.close()
 
@@ -443,6 +536,7 @@ def argument_spec():
         lock=dict(type="bool", default=True),
         lock_timeout=dict(type="float", default=300),
         version_table=dict(type="str", default="alembic_version"),
+        analyze=dict(type="bool", default=False),
     )
     return spec
 

@@ -159,3 +159,89 @@ def test_script_location_override(project):
     os.rename(project / "app" / "migrations", project / "app" / "db_migrations")
     result = alembic_migrate.run(module_for(project, script_location="db_migrations"))
     assert result["current_after"] == "r2"
+
+
+def test_analyze_off_by_default_and_on_sqlite_a_warning_not_a_failure(project):
+    plain = alembic_migrate.run(module_for(project, revision="r1"))
+    assert (plain["analyzed"], plain["analyze_s"], plain["analyze_error"]) == ([], 0.0, None)
+
+    module = module_for(project, analyze=True)
+    result = alembic_migrate.run(module)
+    assert (result["changed"], result["current_after"]) == (True, "r2")
+    assert result["analyzed"] == []
+    assert "ANALYZE of the migrated tables is done on PostgreSQL only, this database is sqlite" \
+        in result["analyze_error"]
+    assert module.warnings == ["analyze: statistics not refreshed: %s. The migration itself succeeded; "
+                               "autovacuum will analyze later" % result["analyze_error"]]
+    assert_documented(alembic_migrate, result)
+
+    again = module_for(project, analyze=True)
+    unchanged = alembic_migrate.run(again)
+    assert (unchanged["changed"], unchanged["analyzed"], again.warnings) == (False, [], [])
+
+
+class FakeReader(object):
+    """Answers the `analyze` action as the reader script would; records the requests."""
+
+    def __init__(self, answer=None, error=None):
+        self.answer = answer or {}
+        self.error = error
+        self.requests = []
+
+    def call(self, action, **extra):
+        self.requests.append(dict(extra, action=action))
+        if self.error:
+            raise ProdreadyError(self.error)
+        return dict(self.answer, ok=True)
+
+
+# The offline SQL of r1 -> r3 where r3 is already applied on another branch: only r2 counts.
+MOVE_SQL = """BEGIN;
+CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL);
+-- Running upgrade r1 -> r2
+CREATE TABLE "Orders" (id int);
+CREATE INDEX ix ON sales.items (id);
+INSERT INTO alembic_version (version_num) VALUES ('r2');
+COMMIT;
+-- Running upgrade r1 -> r3
+ALTER TABLE elsewhere ADD c int;
+"""
+
+
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_analyze_asks_for_the_tables_of_the_applied_revisions(project, check_mode):
+    module = module_for(project, check_mode=check_mode, analyze=True)
+    reader = FakeReader({"analyzed": ['public."Orders"', "sales.items"], "errors": []})
+    out = alembic_migrate.analyze_tables(module, reader, MOVE_SQL, ["r2"], None)
+    assert reader.requests == [{"action": "analyze", "tables": [[None, "Orders"], ["sales", "items"]],
+                                "execute": not check_mode}]
+    assert (out["analyzed"], out["analyze_error"], module.warnings) == (['public."Orders"', "sales.items"], None, [])
+    assert out["analyze_s"] >= 0
+
+
+@pytest.mark.parametrize("sql,sql_error,reader,analyzed,error", [
+    # nothing touched: the database is not asked
+    ("UPDATE alembic_version SET version_num = 'r2';", None, FakeReader(), [], None),
+    # no offline SQL from env.py: the tables are unknown
+    (None, "NotImplementedError: offline", FakeReader(), [],
+     "the offline SQL of the migration could not be rendered, so the tables it touched are unknown "
+     "(NotImplementedError: offline)"),
+    # the reader could not run at all
+    ("UPDATE t SET a = 1;", None, FakeReader(error="alembic analyze ... exited with rc=1: boom"), [],
+     "alembic analyze ... exited with rc=1: boom"),
+    # no connection: the whole step failed
+    ("UPDATE t SET a = 1;", None, FakeReader({"analyze_error": "OperationalError: no route"}), [],
+     "OperationalError: no route"),
+    # one table refused, the others analyzed
+    ("UPDATE t SET a = 1; UPDATE u SET a = 1;", None,
+     FakeReader({"analyzed": ["public.u"], "errors": [
+         {"table": "public.t", "error": 'WARNING: permission denied to analyze "t", skipping it'}]}),
+     ["public.u"], 'public.t: WARNING: permission denied to analyze "t", skipping it'),
+])
+def test_analyze_failures_are_warnings(project, sql, sql_error, reader, analyzed, error):
+    module = module_for(project, analyze=True)
+    out = alembic_migrate.analyze_tables(module, reader, sql, ["r2"], sql_error)
+    assert (out["analyzed"], out["analyze_error"]) == (analyzed, error)
+    assert module.warnings == ([] if error is None else [
+        "analyze: statistics not refreshed: %s. The migration itself succeeded; autovacuum will "
+        "analyze later" % error])
