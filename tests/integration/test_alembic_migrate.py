@@ -178,3 +178,126 @@ def test_bad_input(db, releases, change, message):
 def test_missing_alembic_ini(db, releases, tmp_path):
     r = run(db.params(project_path=str(tmp_path), python=PYTHON))
     assert r["failed"] and r["msg"] == "config: %s/alembic.ini does not exist (no alembic.ini)" % tmp_path
+
+
+def analyzed_tables(db):
+    """{schema-qualified table: whether ANALYZE ran on it} (autovacuum's analyses not counted)."""
+    return dict(db.query("SELECT quote_ident(schemaname) || '.' || quote_ident(relname), "
+                         "last_analyze IS NOT NULL FROM pg_stat_user_tables"))
+
+
+def test_analyze_refreshes_statistics_of_the_tables_the_upgrade_touched_only(db, releases):
+    ok(run(db.params(project_path=releases["base"], python=PYTHON)))
+    assert not any(analyzed_tables(db).values())
+    args = dict(project_path=releases["good"], python=PYTHON, database_url=db.url(), analyze=True)
+
+    preview = ok(run(args, check=True))
+    assert preview["analyzed"] == ["public.purchase_orders"] and preview["analyze_error"] is None
+    assert not any(analyzed_tables(db).values())
+
+    done = ok(run(args))
+    assert (done["changed"], done["current_after"]) == (True, "0003")
+    assert done["analyzed"] == ["public.purchase_orders"]
+    assert done["analyze_error"] is None and not done.get("warnings")
+    assert 0 < done["analyze_s"] < done["duration_s"]
+    stats = analyzed_tables(db)
+    assert [t for t, analyzed in stats.items() if analyzed] == ["public.purchase_orders"]
+    assert stats["public.companies"] is False and stats["public.alembic_version"] is False
+    assert db.password not in done["_stdout"]
+
+    again = ok(run(args))
+    assert (again["changed"], again["analyzed"], again["analyze_s"]) == (False, [], 0.0)
+
+
+def test_analyze_after_a_fresh_install_covers_every_created_table(db, releases):
+    args = db.params(project_path=releases["good"], python=PYTHON, analyze=True)
+    preview = ok(run(args, check=True))
+    created = ["public." + t for t in ("users", "signals", "approvals", "positions", "audit_logs",
+                                       "reconciliation_logs", "portfolio_state", "portfolio_positions",
+                                       "instance_heartbeat", "leadership_history", "companies",
+                                       "products", "purchase_orders")]
+    assert preview["analyzed"] == created  # predicted: the tables do not exist yet
+    assert tables(db) == []
+
+    done = ok(run(args))
+    assert done["analyzed"] == created
+    stats = analyzed_tables(db)
+    assert sorted(t for t, analyzed in stats.items() if analyzed) == sorted(created)
+    assert stats["public.alembic_version"] is False
+    assert db.query("SELECT reltuples FROM pg_class WHERE relname = 'companies'")[0][0] == 2
+
+
+# A project whose migration writes to a table the migrating role may not analyze, and
+# creates a mixed-case table in its own schema.
+FOREIGN_ENV_PY = '''
+import os
+from alembic import context
+from sqlalchemy import create_engine, pool
+url = os.environ["DATABASE_URL"]
+if context.is_offline_mode():
+    context.configure(url=url, literal_binds=True, transaction_per_migration=True)
+    with context.begin_transaction():
+        context.run_migrations()
+else:
+    with create_engine(url, poolclass=pool.NullPool).connect() as conn:
+        context.configure(connection=conn, transaction_per_migration=True)
+        with context.begin_transaction():
+            context.run_migrations()
+'''
+FOREIGN_REVISION = '''"""write to the ledger"""
+from alembic import op
+revision = "w1"
+down_revision = None
+def upgrade():
+    op.execute('CREATE SCHEMA sales')
+    op.execute('CREATE TABLE sales."Orders" (id int)')
+    op.execute('INSERT INTO sales."Orders" VALUES (1), (2)')
+    op.execute("INSERT INTO ledger VALUES (1)")
+def downgrade():
+    pass
+'''
+
+
+@pytest.fixture
+def writer(db):
+    """A second login role that may write to `ledger` (owned by the database owner) but
+    not ANALYZE it. Yields its database URL."""
+    from urllib.parse import quote
+    from _pg_testdb import superuser_conn
+    role = db.role + "_w"
+    password = "Wr:%s" % db.password
+    conn = superuser_conn(db.sandbox)
+    conn.cursor().execute('CREATE ROLE "%s" LOGIN PASSWORD %%s' % role, (password,))
+    conn.close()
+    db.execute("CREATE TABLE ledger (id int)")
+    db.execute('GRANT INSERT ON ledger TO "%s"' % role)
+    db.execute('GRANT CREATE ON SCHEMA public TO "%s"' % role)
+    db.execute('GRANT CREATE ON DATABASE "%s" TO "%s"' % (db.name, role))
+    pg = db.sandbox["services"]["postgres"]
+    try:
+        yield "postgresql+psycopg2://%s:%s@%s:%s/%s" % (role, quote(password, safe=""), pg["host"],
+                                                        pg["port"], db.name)
+    finally:
+        conn = superuser_conn(db.sandbox, db.name)
+        conn.cursor().execute('DROP OWNED BY "%s"' % role)
+        conn.close()
+        conn = superuser_conn(db.sandbox)
+        conn.cursor().execute('DROP ROLE "%s"' % role)
+        conn.close()
+
+
+def test_analyze_refused_on_one_table_is_a_warning_and_the_migration_stands(db, writer, tmp_path):
+    (tmp_path / "alembic.ini").write_text("[alembic]\nscript_location = migrations\n")
+    (tmp_path / "migrations" / "versions").mkdir(parents=True)
+    (tmp_path / "migrations" / "env.py").write_text(FOREIGN_ENV_PY)
+    (tmp_path / "migrations" / "versions" / "w1.py").write_text(FOREIGN_REVISION)
+    result = ok(run(dict(project_path=str(tmp_path), python=PYTHON, database_url=writer, analyze=True)))
+    assert (result["changed"], result["current_after"]) == (True, "w1")
+    assert result["analyzed"] == ['sales."Orders"']
+    assert result["analyze_error"].startswith("public.ledger: WARNING:")
+    assert "ledger" in result["analyze_error"][len("public.ledger"):]
+    assert any(w.startswith("analyze: statistics not refreshed: public.ledger: WARNING:")
+               and "The migration itself succeeded" in w for w in result["warnings"])
+    stats = analyzed_tables(db)
+    assert stats == {'sales."Orders"': True, "public.ledger": False, "public.alembic_version": False}
+    assert db.query("SELECT count(*) FROM ledger")[0][0] == 1
