@@ -338,9 +338,9 @@ def fleet_router(tmp_path_factory):
     workdir = tempfile.mkdtemp(prefix="dr-hap-", dir="/tmp")  # short: UNIX socket path limit
     front = free_port()
     sock = os.path.join(workdir, "admin.sock")
-    servers = "\n".join("    server %s-%s 127.0.0.1:%d check%s" % (host, color, health.server_port,
-                                                                 "" if color == "blue" else " disabled")
-                        for hosts in FLEET_HOSTS.values() for host in hosts for color in ("blue", "green"))
+    servers = "\n".join(
+        "    server %s-%s 127.0.0.1:%d check%s" % (host, color, health.server_port, "" if color == "blue" else " disabled")
+        for hosts in FLEET_HOSTS.values() for host in hosts for color in ("blue", "green"))
     cfg = os.path.join(workdir, "haproxy.cfg")
     with open(cfg, "w") as handle:
         handle.write(HAPROXY_CFG % dict(sock=sock, front=front, servers=servers))
