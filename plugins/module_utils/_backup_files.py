@@ -126,9 +126,14 @@ def infer_format(name):
     return None
 
 
+def utc_datetime(epoch):
+    """The naive UTC datetime of a POSIX time (what backup_name and swap_db_names stamp)."""
+    return datetime.datetime.utcfromtimestamp(epoch)
+
+
 def iso_utc(epoch):
     """ISO 8601 UTC timestamp (seconds) of a POSIX time."""
-    return datetime.datetime.utcfromtimestamp(epoch).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return utc_datetime(epoch).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def build_manifest(name, db, fmt, scope, sha256, size_bytes, started_epoch, finished_epoch,
@@ -164,6 +169,11 @@ def build_manifest(name, db, fmt, scope, sha256, size_bytes, started_epoch, fini
         "verified": bool(verified),
         "verify_method": verify_method,
     }
+
+
+def strip_path(manifest):
+    """A manifest as returned to the user: the dict read from disk minus the `path` added to it."""
+    return dict((k, v) for k, v in manifest.items() if k != "path")
 
 
 def manifest_problems(manifest):

@@ -11,6 +11,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 from _db_modules_helpers import FakeModule, assert_documented, assert_spec_matches_docs  # noqa: E402
 from ansible_collections.prodready.deploy.plugins.module_utils import _backup_files as bf  # noqa: E402
+from ansible_collections.prodready.deploy.plugins.module_utils import _backup_store as store  # noqa: E402
 from ansible_collections.prodready.deploy.plugins.module_utils._errors import ProdreadyError  # noqa: E402
 from ansible_collections.prodready.deploy.plugins.modules import pg_backup  # noqa: E402
 
@@ -29,11 +30,11 @@ def make_backups(dest, ages_days, db="app"):
     paths = []
     for i, age in enumerate(ages_days):
         finished = now - age * 86400
-        name = bf.backup_name(db, "full", "custom", pg_backup._utc(finished), gzip=False)
+        name = bf.backup_name(db, "full", "custom", bf.utc_datetime(finished), gzip=False)
         name = name.replace(".dump", "-%d.dump" % i)
         path = dest / name
         path.write_bytes(b"x" * (i + 1))
-        digest, size = pg_backup.checksum(str(path))
+        digest, size = store.checksum(str(path))
         m = bf.build_manifest(name=name, db=db, fmt="custom", scope="full", sha256=digest,
                               size_bytes=size, started_epoch=finished - 1,
                               finished_epoch=finished, verified=True)
@@ -92,10 +93,48 @@ def test_verify_detects_changed_bytes(tmp_path):
 def test_sha256_tree_depends_on_names_and_bytes(tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "toc.dat").write_bytes(b"1")
-    first = pg_backup.sha256_tree(str(tmp_path / "a"))
+    first = store.sha256_tree(str(tmp_path / "a"))
     (tmp_path / "a" / "toc.dat").write_bytes(b"2")
-    second = pg_backup.sha256_tree(str(tmp_path / "a"))
+    second = store.sha256_tree(str(tmp_path / "a"))
     os.rename(tmp_path / "a" / "toc.dat", tmp_path / "a" / "toc2.dat")
-    third = pg_backup.sha256_tree(str(tmp_path / "a"))
+    third = store.sha256_tree(str(tmp_path / "a"))
     assert len({first[0], second[0], third[0]}) == 3
     assert first[1] == 1
+
+
+@pytest.mark.parametrize("params, message", [
+    (dict(mode="backup", format="custom", jobs=2), "jobs: parallel dumps need format=directory (format is custom)"),
+    (dict(mode="backup", format="directory", jobs=0), "jobs: must be >= 1, got 0"),
+    (dict(mode="backup", compress=10), "compress: must be 0-9, got 10"),
+    (dict(mode="backup", format="tar", compress=1), "compress: the tar format cannot be compressed"),
+    (dict(mode="backup", label="../x"), "label: '../x' is not a valid label"),
+    (dict(mode="backup", row_count_tables=["a.b.c"]), "row_count_tables: 'a.b.c' is not"),
+    (dict(mode="restore", src="x"), "target_db: set target_db or db for mode restore"),
+    (dict(mode="restore", src="x", swap=True), "target_db: set target_db or db (the database to replace) for swap"),
+    (dict(mode="restore", src="x", db="app", swap=True, clean=True), "clean: not used with swap"),
+    (dict(mode="restore", src="x", db="app", swap=True, create_target=True),
+     "create_target: not used with swap (swap replaces an existing database); restore without swap to create app"),
+    (dict(mode="prune", dest_dir="/nonexistent"), "keep: set keep and/or keep_days for mode prune"),
+])
+def test_validate_names_the_option_before_anything_runs(params, message):
+    values = dict((k, v.get("default")) for k, v in pg_backup.argument_spec().items())
+    values.update(params)
+    with pytest.raises(ProdreadyError) as err:
+        pg_backup.validate(values)
+    assert message in str(err.value)
+
+
+@pytest.mark.parametrize("params", [
+    dict(mode="backup", format="directory", jobs=4, compress=6, label="pre-1.4.0", row_count_tables=["public.orders"]),
+    dict(mode="backup", format="tar", compress=0),
+    dict(mode="restore", src="latest", db="app"),
+    dict(mode="restore", src="latest", target_db="copy", create_target=True),
+    dict(mode="restore", src="latest", db="app", swap=True),
+    dict(mode="prune", keep=3),
+    dict(mode="list"),
+    dict(mode="verify", src="latest"),
+])
+def test_validate_accepts(params):
+    values = dict((k, v.get("default")) for k, v in pg_backup.argument_spec().items())
+    values.update(params)
+    assert pg_backup.validate(values) is None
