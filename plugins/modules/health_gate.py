@@ -25,7 +25,7 @@ description:
 author:
   - prodready.deploy maintainers (@prodready)
 requirements:
-  - requests (Python library)
+  - requests (Python library), only for URLs an environment proxy applies to
 options:
   url:
     description:
@@ -315,10 +315,11 @@ per_url:
            "p99": 3.2, "max": 3.3, "mean": 2.1}, "consecutive_successes": 50, "first_failure": null}}
 """
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule, env_fallback
 
 from ansible_collections.prodready.deploy.plugins.module_utils._errors import ProdreadyError
 from ansible_collections.prodready.deploy.plugins.module_utils import _http
+from ansible_collections.prodready.deploy.plugins.module_utils import _http_verdict as verdict
 from ansible_collections.prodready.deploy.plugins.module_utils import _stats
 
 DEFAULT_REQUESTS = 10
@@ -364,7 +365,7 @@ def validate(params):
     if not urls:
         raise ProdreadyError("urls must list at least one URL")
     for url in urls:
-        _http.validate_url(url, "url" if params.get("url") is not None else "urls")
+        verdict.validate_url(url, "url" if params.get("url") is not None else "urls")
     for name in ("timeout", "wait_interval"):
         if params[name] <= 0:
             raise ProdreadyError("%s must be greater than 0 seconds, got %s" % (name, params[name]))
@@ -396,7 +397,7 @@ def validate(params):
         baseline=_stats.validate_baseline(params["baseline"]) if params.get("baseline") is not None else None,
         max_regression=params.get("max_regression"),
     )
-    expectations = _http.build_expectations(
+    expectations = verdict.build_expectations(
         params["expected_status"], params.get("json"), params.get("body_regex"),
         params.get("expect_version"), params["version_path"])
     return urls, thresholds, expectations
@@ -434,17 +435,17 @@ def run(params, check_mode=False):
             result["wait_s"] = round(waited, 3)
             if failure is not None:
                 breaches.append("%s: not up within wait_timeout %s s" % (_stats.INCONCLUSIVE, params["wait_timeout"]))
-                result["first_failure"] = _http.failure_record(failure)
+                result["first_failure"] = verdict.failure_record(failure)
         if not breaches:
             count = params.get("requests")
             if count is None and params.get("duration") is None:
                 count = DEFAULT_REQUESTS
             samples, elapsed = prober.sample(urls, count=count, duration=params.get("duration"),
                                              concurrency=params["concurrency"])
-            result.update(_http.aggregate(samples))
+            result.update(verdict.aggregate(samples))
             result["elapsed_s"] = round(elapsed, 3)
             result["requests_per_s"] = round(len(samples) / elapsed, 1) if elapsed > 0 else 0.0
-            result["per_url"] = dict((url, _http.aggregate([s for s in samples if s["url"] == url])) for url in urls)
+            result["per_url"] = dict((url, verdict.aggregate([s for s in samples if s["url"] == url])) for url in urls)
             breaches = _stats.gate_breaches(result, **thresholds)
     finally:
         prober.close()
@@ -467,8 +468,6 @@ def main():
         required_one_of=[["url", "urls"]],
         required_together=[["baseline", "max_regression"]],
     )
-    if not _http.HAS_REQUESTS:
-        module.fail_json(msg=missing_required_lib("requests"), exception=_http.REQUESTS_IMPORT_ERROR)
     try:
         module.exit_json(**run(module.params, module.check_mode))
     except ProdreadyError as e:

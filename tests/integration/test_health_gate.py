@@ -13,6 +13,7 @@ import pytest
 
 from ansible_collections.prodready.deploy.plugins.modules import health_gate
 from ansible_collections.prodready.deploy.plugins.module_utils import _http
+from ansible_collections.prodready.deploy.plugins.module_utils import _http_loop
 from ansible_collections.prodready.deploy.plugins.module_utils._errors import ProdreadyError
 from health_server import TOKEN, HealthServer
 from helpers import run_module
@@ -419,8 +420,8 @@ def test_loop_sampler_latency_excludes_the_wait_in_the_socket_buffer(server, mon
         return judged(self, *args)
     monkeypatch.setattr(_http.LoopSampler, "_judged", slow_judged)
     if not timestamps:
-        monkeypatch.setattr(_http, "SO_TIMESTAMPNS", None)
-    elif _http.SO_TIMESTAMPNS is None:
+        monkeypatch.setattr(_http_loop, "SO_TIMESTAMPNS", None)
+    elif _http_loop.SO_TIMESTAMPNS is None:
         pytest.skip("no SO_TIMESTAMPNS on this platform")
     result = gate(url=server.url("/fast"), requests=12, concurrency=2)
     assert loop_runs == [2] and result["passed"] is True and result["samples"] == 12
