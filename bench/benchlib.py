@@ -131,10 +131,12 @@ def summarize(records, host=None):
     action plugin runs); module_tasks: tasks with a module action that ran (not skipped);
     module_tasks_skipped; controller / controller_skipped: controller-side tasks run /
     skipped; calls: [(task, module, seconds, cpu_s)] in order; exec_cpu: CPU of the module
-    runs' processes; commands: low-level commands outside module runs."""
+    runs' processes; commands: low-level commands outside module runs; workers / workers_cpu:
+    the forked workers (one per task and host) and their own CPU."""
     results = [r for r in records if r["kind"] == "result" and (host is None or r["host"] == host)]
     execs = [r for r in records if r["kind"] == "exec" and (host is None or r["host"] == host)]
     commands = [r for r in records if r["kind"] == "command" and (host is None or r.get("host") == host)]
+    workers = [r for r in records if r["kind"] == "worker" and (host is None or r["host"] == host)]
     out = collections.Counter()
     for res in results:
         skipped = res["status"] == "skipped"
@@ -147,6 +149,7 @@ def summarize(records, host=None):
         "controller_skipped": out["controller_skipped"], "calls": calls,
         "exec_seconds": sum(e["seconds"] for e in execs), "exec_cpu": sum(e["cpu_s"] for e in execs),
         "commands": len(commands), "commands_cpu": sum(c["cpu_s"] for c in commands),
+        "workers": len(workers), "workers_cpu": sum(w["self_cpu_s"] for w in workers),
         "stats": next((r for r in records if r["kind"] == "stats"), {}),
     }
 
@@ -181,6 +184,26 @@ def print_profile(records, top, started_at=None, indent="  "):
         indent, len(spans), by_kind["module"], by_kind["controller"]))
     for seconds, offset, action, name in sorted(spans, key=lambda s: -s[0])[:top]:
         print("%s%6.3f s at %6.2f  %-28s %s" % (indent, seconds, offset, action, name))
+
+
+def print_cpu_profile(records, top, indent="  "):
+    """The `top` tasks that cost the controller the most CPU (their workers' own CPU summed
+    over hosts), with the modules' CPU beside it."""
+    by_task = collections.OrderedDict()
+    for rec in records:
+        if rec["kind"] == "worker":
+            row = by_task.setdefault((rec["task"], short_action(rec["action"])), [0, 0.0, 0.0])
+            row[0] += 1
+            row[1] += rec["self_cpu_s"]
+            row[2] += rec["children_cpu_s"]
+    rows = sorted(by_task.items(), key=lambda kv: -kv[1][1])
+    kinds = collections.Counter()
+    for (_task, action), (_n, own, _child) in by_task.items():
+        kinds["controller" if action in CONTROLLER_ACTIONS else "module"] += own
+    print("%sworkers' own CPU: %.2f s in tasks with a module, %.2f s in controller-side tasks" % (
+        indent, kinds["module"], kinds["controller"]))
+    for (task, action), (count, own, child) in rows[:top]:
+        print("%s%6.2f s own (%3d workers), %6.2f s modules  %-28s %s" % (indent, own, count, child, action, task))
 
 
 def print_calls(summary, indent="  "):

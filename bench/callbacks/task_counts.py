@@ -19,6 +19,10 @@ Lines written (one JSON object each, `kind` first):
   low-level commands it sent (a connection round trip each).
 - ``command``: a low-level command sent outside any module run (temp dirs, file
   transfers' helpers), with its ``seconds`` and ``cpu_s``.
+- ``worker``: one per task and host, written by the worker when the task is done: its own
+  CPU (``self_cpu_s``: templating, the action plugin, building the module's payload; a
+  worker is forked for every task and host, set_fact included) and that of the processes
+  it waited for (``children_cpu_s``).
 - ``stats``: at the end, the main process's own CPU and its reaped children's.
 """
 
@@ -31,6 +35,7 @@ import os
 import resource
 import time
 
+from ansible.executor.task_executor import TaskExecutor
 from ansible.plugins.action import ActionBase
 from ansible.plugins.callback import CallbackBase
 
@@ -101,9 +106,22 @@ def _wrap_low_level(original):
     return _low_level_execute_command
 
 
+def _wrap_task_executor(original):
+    def run(self, *args, **kwargs):
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            own = resource.getrusage(resource.RUSAGE_SELF)  # a forked worker starts at zero
+            _write({"kind": "worker", "task": self._task.get_name(), "action": self._task.action,
+                    "host": self._host.get_name(), "pid": os.getpid(), "t": time.time(),
+                    "self_cpu_s": round(own.ru_utime + own.ru_stime, 4), "children_cpu_s": round(_children_cpu(), 4)})
+    return run
+
+
 if _PATH and not getattr(ActionBase, "_prodready_counted", False):
     ActionBase._execute_module = _wrap_execute_module(ActionBase._execute_module)
     ActionBase._low_level_execute_command = _wrap_low_level(ActionBase._low_level_execute_command)
+    TaskExecutor.run = _wrap_task_executor(TaskExecutor.run)
     ActionBase._prodready_counted = True
 
 
