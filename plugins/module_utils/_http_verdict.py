@@ -59,23 +59,24 @@ def validate_url(url, option="url"):
         raise ProdreadyError("%s %r is not a valid URL: it contains whitespace" % (option, url))
 
 
-def parse_json_path(path):
+def parse_json_path(path, name="JSON path", example="checks.redis.status or items[0].id"):
     """``checks.redis.status`` / ``items[0].id`` / ``$.a.b`` -> list of keys (str) and indexes (int).
 
     The syntax is deliberately small: dotted object keys made of letters, digits, ``_`` and
     ``-``, and ``[N]`` list indexes; a numeric dotted segment (``items.0``) also indexes a
     list. Anything else (wildcards, filters, quotes, empty segments) is rejected with a
-    message, rather than matching nothing and failing later for an unclear reason.
+    message, rather than matching nothing and failing later for an unclear reason. The
+    message calls the path ``name`` and suggests ``example``.
     """
-    hint = "use dotted keys and [N] indexes, e.g. checks.redis.status or items[0].id"
+    hint = "use dotted keys and [N] indexes, e.g. %s" % example
     if not isinstance(path, str) or not path:
-        raise ProdreadyError("JSON path %r is empty: %s" % (path, hint))
+        raise ProdreadyError("%s %r is empty: %s" % (name, path, hint))
     text = path[2:] if path.startswith("$.") else path
     segments = []
     for raw in text.split("."):
         match = _SEGMENT.match(raw)
         if not raw or not match or (match.group("key") is None and not match.group("idx")):
-            raise ProdreadyError("JSON path %r has unsupported syntax at %r: %s" % (path, raw, hint))
+            raise ProdreadyError("%s %r has unsupported syntax at %r: %s" % (name, path, raw, hint))
         if match.group("key") is not None:
             segments.append(match.group("key"))
         for index in re.findall(r"\[(\d+)\]", match.group("idx")):

@@ -11,8 +11,9 @@ The decisions and texts are _process_manager's; this half does the I/O:
   1 ms where a ``supervisorctl`` run takes 0.14 s (a Python start-up) and 0.1 s of CPU
   that the starting app needs, and it returns what supervisorctl does not print: the pid,
   the exit status and the spawn error. ``Systemd`` runs ``systemctl``/``journalctl``.
-- ``HttpProbe`` is a plain ``http.client`` GET: importing _http would import ``requests``
-  (0.3-0.4 s per module call, measured), for one request at a time.
+- ``HttpProbe`` is a plain ``http.client`` GET, one request at a time on a fresh
+  connection; its answer is judged by _process_manager, which reads the version with
+  health_gate's JSON paths (``_http_verdict``, pure: it imports no HTTP client).
 - ``start_color``/``stop_color`` are the flows color_process runs.
 """
 

@@ -24,6 +24,7 @@ import re
 import shlex
 
 from ansible_collections.prodready.deploy.plugins.module_utils._errors import ProdreadyError
+from ansible_collections.prodready.deploy.plugins.module_utils import _http_verdict as verdict
 
 MANAGED = "Managed by prodready.deploy.color_process; edits are overwritten."
 MASK = "********"
@@ -423,28 +424,9 @@ def systemd_state(props):
 # ---------------------------------------------------------------- the probe
 
 def parse_json_path(path):
-    """``build.version`` / ``items[0].version`` -> keys and indexes (health_gate's syntax)."""
-    text = path[2:] if path.startswith("$.") else path
-    segments = []
-    for raw in text.split("."):
-        match = re.match(r"^([A-Za-z0-9_\-]+)?((?:\[\d+\])*)$", raw)
-        if not raw or not match or (match.group(1) is None and not match.group(2)):
-            raise ProdreadyError("probe.version_path %r has unsupported syntax at %r: use dotted keys and [N] "
-                                 "indexes, e.g. build.version" % (path, raw))
-        if match.group(1) is not None:
-            segments.append(match.group(1))
-        segments.extend(int(i) for i in re.findall(r"\[(\d+)\]", match.group(2)))
-    return segments
-
-
-def _as_text(value):
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "null"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
+    """``build.version`` / ``items[0].version`` -> keys and indexes: health_gate's syntax, read by
+    the same code (``_http_verdict``), with messages that name ``probe.version_path``."""
+    return verdict.parse_json_path(path, name="probe.version_path", example="build.version")
 
 
 def read_version(body, version_path):
@@ -456,17 +438,10 @@ def read_version(body, version_path):
         except ValueError:
             document = None
         if isinstance(document, dict):
-            node = document
-            for segment in parse_json_path(version_path):
-                if isinstance(segment, str) and isinstance(node, list) and segment.isdigit():
-                    segment = int(segment)
-                if isinstance(segment, int) and isinstance(node, list) and segment < len(node):
-                    node = node[segment]
-                elif isinstance(segment, str) and isinstance(node, dict) and segment in node:
-                    node = node[segment]
-                else:
-                    return None, "version field %s is missing" % version_path
-            return _as_text(node), ""
+            node = verdict.lookup_json(document, parse_json_path(version_path))
+            if node is verdict.MISSING:
+                return None, "version field %s is missing" % version_path
+            return verdict.canonical(node), ""
     return body.strip(), ""
 
 

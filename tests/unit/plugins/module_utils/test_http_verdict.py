@@ -165,3 +165,10 @@ def test_short_transport_error(text, short):
 ])
 def test_charset_of(content_type, expected):
     assert verdict.charset_of(content_type) == expected
+
+
+def test_parse_json_path_names_the_option_it_reads():
+    with pytest.raises(ProdreadyError) as err:
+        verdict.parse_json_path("a..b", name="probe.version_path", example="build.version")
+    assert str(err.value) == ("probe.version_path 'a..b' has unsupported syntax at '': use dotted keys and [N] "
+                              "indexes, e.g. build.version")
