@@ -74,9 +74,9 @@ def split(result):
 def slope(points):
     """Least-squares slope of [(x, y)]."""
     n = len(points)
-    mx = sum(x for x, _ in points) / n
-    my = sum(y for _, y in points) / n
-    den = sum((x - mx) ** 2 for x, _ in points)
+    mx = sum(point[0] for point in points) / n
+    my = sum(point[1] for point in points) / n
+    den = sum((point[0] - mx) ** 2 for point in points)
     return sum((x - mx) * (y - my) for x, y in points) / den if den else float("nan")
 
 
