@@ -39,8 +39,8 @@ def failed_rollout(tmp_path_factory):
         (tmp / name).mkdir()
         (tmp / name / ".env").write_text("A=0\n")
         hosts[name] = {"flag_rollout_env_file": str(tmp / name / ".env"),
-                       "flag_rollout_process_manager": "none",
-                       "flag_rollout_audit_log": str(tmp / name / "audit.log"),
+                       "flag_rollout_restart": False,
+                       "app_root": str(tmp / name),
                        "ansible_connection": "local", "ansible_python_interpreter": PYTHON}
     (tmp / "canary1" / "bad").write_text("")  # the gate fails where this marker exists
     inventory = tmp / "inventory.yml"
