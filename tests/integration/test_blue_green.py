@@ -154,7 +154,7 @@ def test_rerun_of_the_live_version_changes_nothing(bg):
     proc = deploy(bg, "1.0.0")
     assert proc.returncode == 0, proc.output[-4000:]
     assert recap_changed(proc.output) == 0
-    assert "already live: nothing to do" in proc.flat
+    assert "which serves it: nothing to do" in proc.flat
     assert (bg["app_root"] / "state.json").read_bytes() == before
 
 

@@ -160,7 +160,7 @@ def test_upgrade_through_nginx_fails_only_what_a_reload_allows(bgn, upgraded):
 
 def test_the_tables_the_migration_touched_are_analyzed(bgn, upgraded):
     proc, _load = upgraded
-    assert "analyzed: purchase_orders" in proc.flat
+    assert "analyzed: public.purchase_orders" in proc.flat
     before = bgn["analyzed_before"]
     # 1.0.0's first migration created (and so analyzed) every table; 0003 touches one.
     assert before["purchase_orders"] is not None

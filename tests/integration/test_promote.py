@@ -78,7 +78,7 @@ def test_production_refuses_an_artifact_that_is_not_the_one_staging_runs(site):
     assert rc != 0
     assert served(site, "stage1") == "1.1"
     assert served(site, "prod1") == "1.0"  # production never switched
-    assert "refusing to deploy it" in out and state(site, "stage1")["artifact"] in out
+    assert "refusing to build a release from it" in out and state(site, "stage1")["artifact"] in out
 
 
 def test_a_staging_failure_never_reaches_production(site):
