@@ -45,6 +45,7 @@ LOG_READ_BYTES = 16384
 
 # supervisor's xmlrpc fault codes (supervisor/xmlrpc.py)
 BAD_NAME, SPAWN_ERROR, ALREADY_STARTED, NOT_RUNNING = 10, 50, 60, 70
+SETTLE_S = 1.0  # how long a crashed start may stay in BACKOFF before its state is reported
 ALREADY_ADDED, STILL_RUNNING, CANT_REREAD = 90, 91, 92
 
 
@@ -618,6 +619,13 @@ def _wait_serving(manager, spec, prober, result, mark, began, clock, sleep):
             break
         sleep(max(0.0, min(spec["probe_interval"], deadline - clock())))
 
+    if step == pm.DIED and observed["phase"] == pm.RESTARTING:
+        # BACKOFF: supervisor gives up a moment later (FATAL, startretries spent) or starts it
+        # again; wait that moment, so the message names the state it settles in.
+        settle = clock() + SETTLE_S
+        while observed["phase"] == pm.RESTARTING and clock() < settle:
+            sleep(0.05)
+            observed = manager.observe()
     restarted = bool(first_pid and observed["pid"] and observed["pid"] != first_pid)
     detail = manager.death_detail(observed, restarted)
     log_tail = manager.log_tail(mark)

@@ -169,7 +169,7 @@ def test_a_command_that_exits_at_once_fails_fast_with_its_status_and_log(sandbox
     began = time.monotonic()
     result = run_module("color_process", color["args"]("2.0.0", command="%s %s/crash.py" % (PYTHON, release)))
     assert result["failed"] and time.monotonic() - began < 20
-    assert result["elapsed_s"] < 3, result["elapsed_s"]  # start_timeout is 30
+    assert result["elapsed_s"] < 15, result["elapsed_s"]  # not the start_timeout (30): it died, no wait
     assert result["msg"].startswith("%s (2.0.0) did not stay up: FATAL (exited too quickly; exit status 3); "
                                     "probe: connection refused; last log lines: " % color["program"]), result["msg"]
     assert result["msg"].endswith("booting 2.0.0 | cannot open database")
