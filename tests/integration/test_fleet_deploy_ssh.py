@@ -140,7 +140,8 @@ def site(fleet, sandbox, tmp_path_factory):  # pylint: disable=redefined-outer-n
         "blue_green_db_rollback": "downgrade",
         "blue_green_gate_idle": {"requests": 10, "concurrency": 2, "max_error_rate": 0.0,
                                  "max_latency_ms": {"p95": 10000}},
-        "blue_green_gate_live": {"requests": 120, "concurrency": 4, "max_error_rate": 0.01,
+        # Enough requests that each host's `errors` release passes its first 150 and fails.
+        "blue_green_gate_live": {"requests": 400, "concurrency": 4, "max_error_rate": 0.01,
                                  "max_latency_ms": {"p95": 10000}},
     }
     inventory = base / "inventory"
