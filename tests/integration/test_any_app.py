@@ -37,7 +37,7 @@ def notes_app(sandbox, tmp_path_factory):
             "ansible.builtin.lineinfile": {"path": str(base / "hooks.log"), "create": True, "mode": "0600",
                                            "line": when + " {{ blue_green_phase }} {{ blue_green_version }}"},
         }]))
-    for hook in ("before_migrate", "after_migrate", "after_switch", "after_finalize"):
+    for hook in ("before_lock", "after_plan", "before_migrate", "after_migrate", "after_switch", "after_finalize"):
         hooks[hook] = str(base / (hook.split("_", maxsplit=1)[0] + ".yml"))
     db_url = "postgresql+psycopg2://%s:%s@%s:%s/%s" % (
         pg["app_user"], sandbox["secrets"]["app_db_password"], pg["host"], pg["port"], name)
@@ -98,4 +98,5 @@ def test_a_plain_wsgi_app_with_its_own_alembic_tree_deploys_by_variables(sandbox
     conn.close()
     # The hooks ran at their phases, in the order of the phases.
     assert notes_app["hooks_log"].read_text().splitlines() == [
-        "before migrate 2.0", "after migrate 2.0", "after switch 2.0", "after finalize 2.0"]
+        "before lock 2.0", "after plan 2.0", "before migrate 2.0", "after migrate 2.0", "after switch 2.0",
+        "after finalize 2.0"]
