@@ -188,18 +188,17 @@ def pid_alive(pid, expect: str = "") -> bool:
 
 
 def haproxy_socket(path, command: str) -> str:
-    """Send one command to haproxy's admin socket and return its whole answer."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(10)
-        sock.connect(str(path))
-        sock.sendall(command.encode() + b"\n")
-        chunks = []
-        while True:
-            data = sock.recv(65536)
-            if not data:
-                break
-            chunks.append(data)
-    return b"".join(chunks).decode()
+    """Send one command to haproxy's admin socket and return its whole answer: through the
+    collection's one runtime-API client (plugins/module_utils/_haproxy_runtime.py), which
+    bootstrap.sh makes importable from .build/collections."""
+    collections = str(ROOT / ".build" / "collections")
+    if collections not in sys.path:
+        sys.path.insert(0, collections)
+    from ansible_collections.prodready.deploy.plugins.module_utils import _errors, _haproxy_runtime
+    try:
+        return _haproxy_runtime.RuntimeApi(str(path)).command(command)
+    except _errors.ProdreadyError as exc:
+        raise OSError(str(exc)) from None
 
 
 def ensure_bridge(base: Path) -> None:
