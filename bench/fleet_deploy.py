@@ -64,7 +64,7 @@ def host_vars(sb, name, root, dist, db, port, venv):
         "app_supervisor_config": sup["config"],
         "app_router": "none",
         "app_database": {"db": db, "login_host": pg["host"], "login_port": pg["port"],
-                                "login_user": pg["app_user"], "login_password": sb["secrets"]["app_db_password"]},
+                         "login_user": pg["app_user"], "login_password": sb["secrets"]["app_db_password"]},
         "app_database_url": url,
         "blue_green_shared_env": {"DATABASE_URL": url, "REDIS_URL": demo_app.redis_url(sb, 9),
                                   "CACHE_PREFIX": name + "_", "DEBUG": "false"},

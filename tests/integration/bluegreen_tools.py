@@ -50,7 +50,7 @@ def host_vars(sandbox, app, app_root, dist, db, ports, prefix, app_python, **ove
         "app_supervisorctl": str(ROOT / ".venv" / "bin" / "supervisorctl"),
         "app_supervisor_config": sup["config"],
         "app_database": {"db": db, "login_host": pg["host"], "login_port": pg["port"],
-                                "login_user": pg["app_user"], "login_password": sandbox["secrets"]["app_db_password"]},
+                         "login_user": pg["app_user"], "login_password": sandbox["secrets"]["app_db_password"]},
         "app_database_url": url,
         "blue_green_shared_env": {"DATABASE_URL": url, "REDIS_URL": demo_app.redis_url(sandbox, REDIS_DB),
                                   "CACHE_PREFIX": prefix, "DEBUG": "false"},

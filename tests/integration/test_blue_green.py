@@ -53,7 +53,7 @@ def bg(sandbox, tmp_path_factory):
         "blue_green_pip_extra_args": f"--no-index --find-links {ROOT}/.cache/wheels",
         "app_start_command": "{{ app_venv }}/bin/python -m sampleapp --port {{ app_port }}",
         "app_colors": {"blue": {"port": haproxy["test_servers"]["blue"]},
-                              "green": {"port": haproxy["test_servers"]["green"]}},
+                       "green": {"port": haproxy["test_servers"]["green"]}},
         "app_process_manager": "supervisor",
         "app_supervisor_conf_dir": sup["programs_dir"],
         "app_supervisorctl": str(ROOT / ".venv" / "bin" / "supervisorctl"),
@@ -63,7 +63,7 @@ def bg(sandbox, tmp_path_factory):
         "app_haproxy_backend": haproxy["test_backend"],
         "app_router_url": f"http://127.0.0.1:{haproxy['test_port']}",
         "app_database": {"db": name, "login_host": pg["host"], "login_port": pg["port"],
-                                "login_user": pg["app_user"], "login_password": secret["app_db_password"]},
+                         "login_user": pg["app_user"], "login_password": secret["app_db_password"]},
         "app_database_url": db_url,
         "blue_green_shared_env": {
             "DATABASE_URL": db_url,

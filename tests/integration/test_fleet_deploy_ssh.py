@@ -107,7 +107,7 @@ def site(fleet, sandbox, tmp_path_factory):  # pylint: disable=redefined-outer-n
     pg = sandbox["services"]["postgres"]
     secret = sandbox["secrets"]
     url = "postgresql+psycopg2://%s:%s@%s:%s/%s" % (pg["app_user"], secret["app_db_password"],
-                                                     fleet.controller, pg["port"], db)
+                                                    fleet.controller, pg["port"], db)
     redis = sandbox["services"]["redis"]
     group_vars = {
         "app_name": APP,
@@ -172,7 +172,7 @@ def play(site_, playbook, **extra):
 def served(site_, requests_count=20):
     """The versions the router serves over `requests_count` requests."""
     import requests  # pylint: disable=import-outside-toplevel
-    return {requests.get(site_["router"] + "/health", timeout=5).json()["version"] for _ in range(requests_count)}
+    return {requests.get(site_["router"] + "/health", timeout=5).json()["version"] for _attempt in range(requests_count)}
 
 
 def test_first_deploy_over_ssh_with_become_serves_every_host_through_the_router_host(site):

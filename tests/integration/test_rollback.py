@@ -62,7 +62,7 @@ def rb(sandbox, tmp_path_factory):
         "app_haproxy_backend": slot["backend"],
         "app_router_url": "http://127.0.0.1:%d" % slot["port"],
         "app_database": {"db": name, "login_host": pg["host"], "login_port": pg["port"],
-                                "login_user": pg["app_user"], "login_password": sandbox["secrets"]["app_db_password"]},
+                         "login_user": pg["app_user"], "login_password": sandbox["secrets"]["app_db_password"]},
         "app_database_url": url,
         "blue_green_shared_env": {"DATABASE_URL": url, "REDIS_URL": demo_app.redis_url(sandbox, REDIS_DB),
                                   "CACHE_PREFIX": "rb_", "DEBUG": "false"},
@@ -71,8 +71,8 @@ def rb(sandbox, tmp_path_factory):
         "blue_green_gate_live": {"requests": 20, "concurrency": 2, "max_error_rate": 0.01},
         "app_start_timeout": 30,
         "app_redis": {"login_host": sandbox["services"]["redis"]["host"],
-                           "login_port": sandbox["services"]["redis"]["port"],
-                           "login_password": sandbox["secrets"]["redis_password"], "db": REDIS_DB},
+                      "login_port": sandbox["services"]["redis"]["port"],
+                      "login_password": sandbox["secrets"]["redis_password"], "db": REDIS_DB},
     }
     inventory = base / "hosts.yml"
     inventory.write_text(yaml.safe_dump({"all": {"hosts": {"rb1": host_vars}}}))
