@@ -63,10 +63,14 @@ class Result:
         return self.rc == 0
 
 
-def start_playbook(playbook, inventory, extra=None, counts=None, env=None, argv_extra=()):
+def start_playbook(playbook, inventory, extra=None, counts=None, env=None, argv_extra=(), cprofile=None):
     """Start ansible-playbook (extra vars through a 0600 file, never argv). With `counts` (a
-    path), the task_counts callback writes there. Returns (Popen, vars file or None)."""
+    path), the task_counts callback writes there; with `cprofile` (a path), the main process
+    runs under cProfile and writes its profile there (the forked workers are not in it).
+    Returns (Popen, vars file or None)."""
     argv = [str(ROOT / ".venv" / "bin" / "ansible-playbook"), str(playbook), "-i", str(inventory)]
+    if cprofile:
+        argv[:1] = [str(ROOT / ".venv" / "bin" / "python"), "-m", "cProfile", "-o", str(cprofile), argv[0]]
     argv += list(argv_extra)
     vars_file = None
     if extra:
@@ -83,14 +87,14 @@ def start_playbook(playbook, inventory, extra=None, counts=None, env=None, argv_
     return proc, vars_file
 
 
-def run_playbook(playbook, inventory, extra=None, counts=None, env=None, argv_extra=(), timeout=3600):
+def run_playbook(playbook, inventory, extra=None, counts=None, env=None, argv_extra=(), timeout=3600, cprofile=None):
     """Run ansible-playbook to the end; a Result. CPU: RUSAGE_CHILDREN around the run (the
     process and every descendant it waited for; ssh ControlPersist masters detach and are
     not in it)."""
     if counts:
         Path(counts).unlink(missing_ok=True)
     cpu0, started = children_cpu(), time.perf_counter()
-    proc, vars_file = start_playbook(playbook, inventory, extra, counts, env, argv_extra)
+    proc, vars_file = start_playbook(playbook, inventory, extra, counts, env, argv_extra, cprofile)
     try:
         output = proc.communicate(timeout=timeout)[0]
     finally:
@@ -204,6 +208,20 @@ def print_cpu_profile(records, top, indent="  "):
         indent, kinds["module"], kinds["controller"]))
     for (task, action), (count, own, child) in rows[:top]:
         print("%s%6.2f s own (%3d workers), %6.2f s modules  %-28s %s" % (indent, own, count, child, action, task))
+
+
+def print_cprofile(path, top, indent="  "):
+    """The `top` functions of a cProfile file by cumulative time, then by own time."""
+    import pstats  # pylint: disable=import-outside-toplevel
+    import io  # pylint: disable=import-outside-toplevel
+    for order in ("cumulative", "tottime"):
+        out = io.StringIO()
+        pstats.Stats(str(path), stream=out).sort_stats(order).print_stats(top)
+        lines = out.getvalue().splitlines()
+        start = next((i for i, line in enumerate(lines) if line.strip().startswith("ncalls")), 0)
+        print("%smain process, by %s:" % (indent, order))
+        for line in lines[start:start + top + 1]:
+            print(indent + "  " + line[:200])
 
 
 def print_calls(summary, indent="  "):

@@ -38,6 +38,7 @@ Refuses to run while a pytest session uses the fleet (same hosts, same ports), u
 """
 
 import argparse
+import datetime
 import importlib.util
 import json
 import os
@@ -354,6 +355,14 @@ def rollback(fleet, inventory, env, to_version, from_version, work, label, profi
     all_back = poller.reached(target, since=started)
     last_new = loop.last_of(from_version, since=started)
     switches = [r for r in recs if r["kind"] == "result" and r.get("switch_ms") is not None]
+    # Per host: when its switching module started (worker side) and when it switched (`at`).
+    timeline = {}
+    for rec in switches:
+        runs = [e for e in recs if e["kind"] == "exec" and e["host"] == rec["host"] and e["task"] == rec["task"]]
+        at = datetime.datetime.strptime(rec["at"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+            tzinfo=datetime.timezone.utc).timestamp() if rec.get("at") else None
+        timeline[rec["host"]] = (runs[0]["t"] - started if runs else None, at - started if at else None,
+                                 rec["t"] - started)
     fig = {
         "wall": result.wall, "cpu": result.cpu, "requests": len([r for r in loop.rows if r[0] >= started]),
         "failed": loop.failed(since=started),
@@ -361,7 +370,7 @@ def rollback(fleet, inventory, env, to_version, from_version, work, label, profi
         "switch_tasks": sorted({r["task"].split(" : ")[-1] for r in switches}),
         "start_to_all_back": all_back - started if all_back else None,
         "start_to_last_new": last_new - started if last_new else None,
-        "first_task_at": task_time(recs, "") - started if recs else None,
+        "first_task_at": task_time(recs, "") - started if recs else None, "timeline": timeline,
         "summary": benchlib.summarize(recs, "h1"), "records": recs,
     }
     if profile:
@@ -437,6 +446,8 @@ def main():
                      (back["start_to_all_back"] or float("nan")) / ping_s, fmt(back["start_to_last_new"]),
                      back["switch_ms"], ", ".join(back["switch_tasks"]), fmt(back["first_task_at"]),
                      back["summary"]["module_calls"]))
+            print("  rollback per host: switching module started / switched / result back at (s after the start): "
+                  + "; ".join("%s %s / %s / %s" % (h, fmt(a), fmt(b), fmt(c)) for h, (a, b, c) in sorted(back["timeline"].items())))
             if up["failed"] or back["failed"]:
                 print("  failed requests: %s" % (up["failed"][:10] + back["failed"][:10]))
     finally:

@@ -118,6 +118,36 @@ def one_round(sb, slot, base, dist, number, reports):
         drop_db(sb, db)
 
 
+def role_of(task_name):
+    """`prodready.deploy.blue_green : Take the lock` -> `blue_green`; a play's own task -> `(play)`."""
+    head, sep, _rest = task_name.partition(" : ")
+    return head.rsplit(".", 1)[-1] if sep else "(play)"
+
+
+def print_breakdown(records):
+    """Per role: module calls and controller tasks; the controller tasks run and skipped, by name."""
+    results = [r for r in records if r["kind"] == "result" and r["host"] == "up1"]
+    execs = [r for r in records if r["kind"] == "exec" and r["host"] == "up1"]
+    roles = sorted({role_of(r["task"]) for r in results})
+    for role in roles:
+        ctl = [r for r in results if role_of(r["task"]) == role and benchlib.is_controller(r["action"])]
+        print("  %-12s module calls %2d, controller tasks %2d run / %2d skipped" % (
+            role, len([e for e in execs if role_of(e["task"]) == role]),
+            len([r for r in ctl if r["status"] != "skipped"]), len([r for r in ctl if r["status"] == "skipped"])))
+    by_action = {}
+    for rec in results:
+        if benchlib.is_controller(rec["action"]) and rec["status"] != "skipped":
+            key = benchlib.short_action(rec["action"])
+            by_action[key] = by_action.get(key, 0) + 1
+    print("controller tasks run, by action: " + ", ".join(
+        "%s %d" % kv for kv in sorted(by_action.items(), key=lambda kv: -kv[1])))
+    for status, title in (("run", "controller tasks run"), ("skipped", "controller tasks skipped")):
+        print(title + ", in order:")
+        for rec in results:
+            if benchlib.is_controller(rec["action"]) and (rec["status"] == "skipped") == (status == "skipped"):
+                print("    %-22s %s" % (benchlib.short_action(rec["action"]), rec["task"]))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -167,13 +197,7 @@ def main():
         first = rounds[-1]["first_summary"]
         print("for reference, the first deploy: %d module calls, %d controller tasks run / %d skipped" % (
             first["module_calls"], first["controller"], first["controller_skipped"]))
-        controller = {}
-        for rec in rounds[-1]["upgrade"].records:
-            if rec["kind"] == "result" and rec["host"] == "up1" and benchlib.is_controller(rec["action"]) \
-                    and rec["status"] != "skipped":
-                key = benchlib.short_action(rec["action"])
-                controller[key] = controller.get(key, 0) + 1
-        print("controller tasks run, by action: " + ", ".join("%s %d" % kv for kv in sorted(controller.items(), key=lambda kv: -kv[1])))
+        print_breakdown(rounds[-1]["upgrade"].records)
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
