@@ -140,6 +140,8 @@ def plan_text(name, version, live_color, state_version, idle, idle_port, noop, s
         body = "restart in place on %s (port %d): %s" % (
             idle, idle_port, ", ".join(steps + ["migrate", "start %s" % version, "gate it"]
                                        + (["maintenance off"] if state_version else [])))
+    elif router == "none":
+        body = "start %s (port %d), gate it on its own port (no router to switch)" % (idle, idle_port)
     elif live_color:
         body = "start %s (port %d), gate it, switch %s from %s" % (idle, idle_port, router, live_color)
     else:

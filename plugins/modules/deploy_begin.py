@@ -149,9 +149,10 @@ options:
     default: app
   router:
     description:
-      - The router in front of the colors, used only in RV(plan).
+      - The router in front of the colors, used only in RV(plan); V(none) when each color
+        is reached on its own port.
     type: str
-    choices: [haproxy, nginx]
+    choices: [haproxy, nginx, none]
     default: haproxy
 attributes:
   check_mode:
@@ -335,7 +336,7 @@ def argument_spec():
         version_path=dict(type="str", default="version"),
         probe_timeout=dict(type="float", default=2),
         name=dict(type="str", default="app"),
-        router=dict(type="str", default="haproxy", choices=["haproxy", "nginx"]),
+        router=dict(type="str", default="haproxy", choices=["haproxy", "nginx", "none"]),
     )
 
 

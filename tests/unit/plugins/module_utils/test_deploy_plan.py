@@ -119,6 +119,8 @@ def test_noop(state_version, version, served, noop):
      "shop nothing -> 1.0.0: start blue (port 8101), gate it, switch nginx to it (nothing is live)"),
     (("app", "1.1.0", "blue", "1.1.0", "green", 8102, True, "blue_green", "haproxy"),
      "app 1.1.0 -> 1.1.0: already live on blue, which serves it: nothing to do"),
+    (("app", "1.1.0", "blue", "1.0.0", "green", 8102, False, "blue_green", "none"),
+     "app 1.0.0 -> 1.1.0: start green (port 8102), gate it on its own port (no router to switch)"),
     (("app", "1.1.0", "blue", "1.0.0", "blue", 8101, False, "restart", "haproxy"),
      "app 1.0.0 -> 1.1.0: restart in place on blue (port 8101): maintenance on, drain, stop 1.0.0, migrate, "
      "start 1.1.0, gate it, maintenance off"),
