@@ -184,9 +184,11 @@ def main():
     venv = Path(demo_app.ensure_venv(ROOT / ".cache" / "test-app-venv",
                                      ROOT / "examples" / "app" / "requirements.txt")).parent.parent
     print("cpus %d, load average before: %s; router %s" % (os.cpu_count(), benchlib.load_text(), args.router))
-    with Router(base, max(sizes)) if args.router == "haproxy" else NoRouter() as router:
-        rows = measure(args, sizes, sb, base, dist, venv, reports, router)
-    shutil.rmtree(base, ignore_errors=True)
+    try:
+        with Router(base, max(sizes)) if args.router == "haproxy" else NoRouter() as router:
+            rows = measure(args, sizes, sb, base, dist, venv, reports, router)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
     report(args, sizes, rows)
 
 
