@@ -23,7 +23,10 @@ import sandbox as sandbox_script  # scripts/sandbox.py
 sys.path.insert(0, os.path.dirname(__file__))
 from fleet_hosts import fleet  # noqa: E402,F401 # pylint: disable=unused-import
 
-EXISTS = "import json, os, sys; print(json.dumps({p: os.path.exists(p) for p in sys.argv[1:]}))"
+# Whether a host sees anything at each path: a file, or a directory with entries. A hidden
+# directory is an empty tmpfs mounted over it, so it may exist yet show nothing.
+EXISTS = ("import json, os, sys; print(json.dumps({p: os.path.exists(p) and (not os.path.isdir(p) or "
+          "bool(os.listdir(p))) for p in sys.argv[1:]}))")
 
 # Connects to PostgreSQL and Redis with the passwords read from stdin (never from argv).
 DB_PROBE = """
