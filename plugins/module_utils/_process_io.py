@@ -220,42 +220,63 @@ def wait_port_closed(port, deadline, label, clock, sleep):
 # ---------------------------------------------------------------- the probe
 
 class HttpProbe(object):
-    """GET the color's health URL once per call, judged by _process_manager.judge_probe."""
+    """GET the color's health URL once per call, judged by _process_manager.judge_probe; with
+    a readiness URL, a color that reports the version serves only once that one answers 2xx
+    too (an app may report its version before its database pool or cache is ready)."""
 
-    def __init__(self, url, timeout, expect_version, version_path):
-        parts = urlsplit(url)
-        if parts.scheme != "http" or not parts.hostname:
-            raise ProdreadyError("probe.url must be an http:// URL with a host (the color's own port), got %r"
-                                 % url)
-        try:
-            self.port = parts.port or 80
-        except ValueError as exc:
-            raise ProdreadyError("probe.url %r is not a valid URL: %s" % (url, exc))
-        self.url, self.host, self.timeout = url, parts.hostname, timeout
-        self.target = (parts.path or "/") + ("?" + parts.query if parts.query else "")
+    def __init__(self, url, timeout, expect_version, version_path, ready_url=None):
+        self.url, self.timeout = url, timeout
+        self.host, self.port, self.target = self._split("probe.url", url)
+        self.ready_url = ready_url or None
+        self.ready_target = None
+        if self.ready_url:
+            host, port, self.ready_target = self._split("probe.ready_url", ready_url)
+            if (host, port) != (self.host, self.port):
+                raise ProdreadyError("probe.ready_url %r must be on the color's own port, like probe.url %r"
+                                     % (ready_url, url))
         self.expect_version, self.version_path = expect_version, version_path
         if version_path:
             pm.parse_json_path(version_path)  # a bad path fails before anything starts
 
-    def probe(self, timeout=None):
-        """dict(ok, status, version, error) of one request."""
-        conn = http_client.HTTPConnection(self.host, self.port, timeout=timeout or self.timeout)
-        status, body = None, b""
+    @staticmethod
+    def _split(option, url):
+        parts = urlsplit(url)
+        if parts.scheme != "http" or not parts.hostname:
+            raise ProdreadyError("%s must be an http:// URL with a host (the color's own port), got %r"
+                                 % (option, url))
         try:
-            conn.request("GET", self.target, headers={"User-Agent": "prodready-color-process",
-                                                      "Accept": "*/*", "Connection": "close"})
+            port = parts.port or 80
+        except ValueError as exc:
+            raise ProdreadyError("%s %r is not a valid URL: %s" % (option, url, exc))
+        return parts.hostname, port, (parts.path or "/") + ("?" + parts.query if parts.query else "")
+
+    def _get(self, target, timeout):
+        """(status, body text, error) of one GET on a new connection."""
+        conn = http_client.HTTPConnection(self.host, self.port, timeout=timeout)
+        try:
+            conn.request("GET", target, headers={"User-Agent": "prodready-color-process",
+                                                 "Accept": "*/*", "Connection": "close"})
             response = conn.getresponse()
-            status, body = response.status, response.read(MAX_BODY_BYTES)
+            return response.status, response.read(MAX_BODY_BYTES).decode("utf-8", "replace"), None
         except socket.timeout:
-            return dict(ok=False, status=None, version=None, error="timed out after %s s" % (timeout or self.timeout))
+            return None, "", "timed out after %s s" % timeout
         except (OSError, http_client.HTTPException) as exc:
             error = "connection refused" if getattr(exc, "errno", None) == errno.ECONNREFUSED else (
                 "%s: %s" % (type(exc).__name__, to_native(exc)))
-            return dict(ok=False, status=None, version=None, error=error)
+            return None, "", error
         finally:
             conn.close()
-        ok, version, reason = pm.judge_probe(status, body.decode("utf-8", "replace"), self.expect_version,
-                                             self.version_path)
+
+    def probe(self, timeout=None):
+        """dict(ok, status, version, error) of one look (one or two requests)."""
+        timeout = timeout or self.timeout
+        status, body, error = self._get(self.target, timeout)
+        if error:
+            return dict(ok=False, status=None, version=None, error=error)
+        ok, version, reason = pm.judge_probe(status, body, self.expect_version, self.version_path)
+        if ok and self.ready_target:
+            ready_status, ready_body, ready_error = self._get(self.ready_target, timeout)
+            ok, reason = pm.judge_ready(self.ready_url, ready_status, ready_body, ready_error)
         return dict(ok=ok, status=status, version=version, error=reason or None)
 
 

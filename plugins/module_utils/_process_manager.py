@@ -458,6 +458,17 @@ def judge_probe(status, body, expect_version, version_path):
     return True, version, ""
 
 
+def judge_ready(url, status, body, error):
+    """(ok, reason) of the readiness answer of a color that already reports its version:
+    any 2xx is ready; anything else says what it answered."""
+    if error:
+        return False, "readiness %s: %s" % (url, error)
+    if status is None or not 200 <= status < 300:
+        first_line = (body or "").strip().splitlines()[:1]
+        return False, "readiness %s answered %s%s" % (url, status, (": " + first_line[0][:200]) if first_line else "")
+    return True, ""
+
+
 # ---------------------------------------------------------------- the wait loop
 
 def next_step(phase, pid, first_pid, probe_ok, elapsed, timeout):

@@ -153,6 +153,13 @@ options:
             V(http://127.0.0.1:8102/health).
         type: str
         required: true
+      ready_url:
+        description:
+          - The color's readiness URL on the same port, for example
+            V(http://127.0.0.1:8102/ready). Once O(probe.url) reports the version, the color
+            serves only when this one answers 2xx too (an app may report its version before
+            its database pool or caches are ready).
+        type: str
       expect_version:
         description:
           - The version the color must report. Defaults to O(version); when neither is set,
@@ -333,6 +340,7 @@ def argument_spec():
         systemd_colors_dir=dict(type="path"),
         probe=dict(type="dict", options=dict(
             url=dict(type="str", required=True),
+            ready_url=dict(type="str"),
             expect_version=dict(type="str"),
             version_path=dict(type="str", default="version"),
             timeout=dict(type="float", default=2.0),
@@ -376,7 +384,7 @@ def validate(params):
     if starting and probe_params:
         expect = probe_params["expect_version"] or params["version"] or None
         prober = _process_io.HttpProbe(probe_params["url"], probe_params["timeout"], expect,
-                                       probe_params["version_path"])
+                                       probe_params["version_path"], probe_params["ready_url"])
     return spec, prober
 
 

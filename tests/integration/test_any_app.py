@@ -25,7 +25,10 @@ def notes_app(sandbox, tmp_path_factory):
     name = create_app_db(sandbox, "t_notes_")
     pg = sandbox["services"]["postgres"]
     demo_app.ensure_wheels()
-    artifact(base / "notes-2.0.tar.gz", "2.0")
+    # Requirements in two files plus a constraints file; ready once READY is in the release.
+    artifact(base / "notes-2.0.tar.gz", "2.0", requirements="alembic==1.20.1\n", extra={
+        "requirements-db.txt": "SQLAlchemy\npsycopg2-binary\n",
+        "constraints.txt": "SQLAlchemy==2.1.9\npsycopg2-binary==2.9.13\n", "READY": ""})
     haproxy = sandbox["services"]["haproxy"]
     slot = haproxy["slots"]["s9"]
     sup = sandbox["services"]["supervisor"]
@@ -36,6 +39,12 @@ def notes_app(sandbox, tmp_path_factory):
             "name": f"Record {when} the phase (test hook)",
             "ansible.builtin.lineinfile": {"path": str(base / "hooks.log"), "create": True, "mode": "0600",
                                            "line": when + " {{ blue_green_phase }} {{ blue_green_version }}"},
+        }, {
+            # From the release phase on, a hook can run the release's own venv.
+            "name": "Run the release's Python (test hook)",
+            "ansible.builtin.command": {"argv": ["{{ blue_green_release_venv }}/bin/python", "-c", "import sqlalchemy"]},
+            "changed_when": False,
+            "when": "blue_green_phase == 'migrate'",
         }]))
     for hook in ("before_lock", "after_plan", "before_migrate", "after_migrate", "after_switch", "after_finalize"):
         hooks[hook] = str(base / (hook.split("_", maxsplit=1)[0] + ".yml"))
@@ -48,7 +57,13 @@ def notes_app(sandbox, tmp_path_factory):
         "app_root": str(base / "srv" / "notes"),
         "blue_green_artifact_src": str(base) + "/notes-{{ blue_green_version }}.tar.gz",
         "blue_green_pip_extra_args": f"--no-index --find-links {ROOT}/.cache/wheels",
-        "app_start_command": "{{ app_venv }}/bin/python {{ app_release_dir }}/app.py {{ app_port }}",
+        # The command of the version's range is the one that runs (the fallback cannot).
+        "app_start_command": "/bin/false",
+        "app_start_commands": [
+            {"versions": "<2.0", "command": "/bin/false"},
+            {"versions": ">=2.0.dev0,<3", "command": "{{ app_venv }}/bin/python {{ app_release_dir }}/app.py {{ app_port }}"}],
+        "blue_green_requirements_file": ["requirements.txt", "requirements-db.txt"],
+        "blue_green_constraints_files": ["constraints.txt"],
         "app_process_env": {"NOTES_MODE": "production"},
         "app_colors": {"blue": {"port": slot["servers"]["blue"]},
                        "green": {"port": slot["servers"]["green"]}},
@@ -61,7 +76,7 @@ def notes_app(sandbox, tmp_path_factory):
         "app_router_url": f"http://127.0.0.1:{slot['port']}",
         # The router checks /health (its own configuration); the gates use the app's path.
         "app_health_path": "/healthz",
-        "app_ready_path": "",
+        "app_ready_path": "/readyz",
         "app_version_path": "build.version",
         "app_database": {"db": name, "login_host": pg["host"], "login_port": pg["port"],
                          "login_user": pg["app_user"],

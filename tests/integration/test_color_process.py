@@ -198,6 +198,19 @@ def test_a_wrong_version_fails_naming_what_the_probe_read(sandbox, color):
     assert result["probe"]["version"] == "1.0.0" and result["probe"]["status"] == 200
 
 
+def test_a_color_that_reports_its_version_serves_only_once_its_readiness_path_answers(sandbox, color):
+    probe = {"url": color["url"], "version_path": "build.version",
+             "ready_url": "http://127.0.0.1:%d/readyz" % color["port"]}
+    result = run_module("color_process", color["args"]("1.0.0", start_timeout=2, probe=probe))
+    assert result["failed"], result
+    assert ("probe: readiness http://127.0.0.1:%d/readyz answered 503: warming up" % color["port"]) in result["msg"]
+    assert result["probe"]["version"] == "1.0.0" and result["state"] == "STOPPED"
+    (color["release"]("1.0.0") / "READY").write_text("")
+    result = run_module("color_process", color["args"]("1.0.0", probe=probe))
+    assert not result.get("failed"), result["msg"]
+    assert result["probe"]["ok"] and requests.get(probe["ready_url"], timeout=2).status_code == 200
+
+
 @pytest.mark.parametrize("stubborn", [False, True], ids=["child obeys SIGTERM", "child ignores SIGTERM"])
 def test_stop_ends_the_whole_process_group_and_closes_the_port(sandbox, color, stubborn):
     release = color["release"]("3.0.0")

@@ -28,6 +28,11 @@ def app(environ, start_response):
         body = json.dumps({"ok": True, "build": {"version": VERSION}}).encode()
         start_response("200 OK", [("Content-Type", "application/json")])
         return [body]
+    if environ["PATH_INFO"] == "/readyz":  # ready once a READY file is beside the code
+        here = os.path.dirname(os.path.abspath(__file__))
+        ready = os.path.exists(os.path.join(here, "READY"))
+        start_response("200 OK" if ready else "503 Service Unavailable", [("Content-Type", "text/plain")])
+        return [b"ready" if ready else b"warming up"]
     start_response("404 Not Found", [("Content-Type", "text/plain")])
     return [b"not found"]
 
@@ -77,8 +82,9 @@ CRASH_AT_START = "raise SystemExit('refusing to start: broken build')\n"
 DB_REQUIREMENTS = "alembic==1.20.1\nSQLAlchemy==2.1.9\npsycopg2-binary==2.9.13\n"
 
 
-def artifact(path, version, requirements=DB_REQUIREMENTS, marker=""):
-    """Write the app's release tarball for `version`; `marker` (code put first in app.py) changes it."""
+def artifact(path, version, requirements=DB_REQUIREMENTS, marker="", extra=None):
+    """Write the app's release tarball for `version`; `marker` (code put first in app.py) changes
+    it; `extra` adds or replaces files (name -> text)."""
     files = {
         "app.py": marker + APP_PY,  # first: code after serve_forever() never runs
         "VERSION": version + "\n",
@@ -88,6 +94,7 @@ def artifact(path, version, requirements=DB_REQUIREMENTS, marker=""):
         "db/migrations/script.py.mako": "",
         "db/migrations/versions/n1_notes.py": REVISION,
     }
+    files.update(extra or {})
     with tarfile.open(path, "w:gz") as tar:
         for name, text in files.items():
             data = text.encode()

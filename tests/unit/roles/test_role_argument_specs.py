@@ -25,7 +25,7 @@ def spec_options(role):
 @pytest.mark.parametrize("role", ROLES)
 def test_every_default_has_an_argument_spec_and_back(role):
     # Variables the role sets for a color being started are defaults (documented), not options.
-    set_by_roles = {"app_color", "app_port", "app_release_dir", "app_venv"}
+    set_by_roles = {"app_color", "app_color_version", "app_port", "app_release_dir", "app_venv"}
     assert defaults(role) - set_by_roles == spec_options(role) - set_by_roles
 
 

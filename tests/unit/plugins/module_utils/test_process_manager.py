@@ -392,3 +392,14 @@ PROC_NET_TCP = """\
 def test_listening_inodes():
     assert pm.listening_inodes(PROC_NET_TCP, 8118) == ["111", "222"]   # 0x1FB6; 333 is a connection
     assert pm.listening_inodes(PROC_NET_TCP, 9999) == []
+
+
+@pytest.mark.parametrize("status, body, error, verdict", [
+    (200, "ready", None, (True, "")),
+    (204, "", None, (True, "")),
+    (503, "database pool warming\nmore", None, (False, "readiness http://c:1/ready answered 503: database pool warming")),
+    (404, "", None, (False, "readiness http://c:1/ready answered 404")),
+    (None, "", "connection refused", (False, "readiness http://c:1/ready: connection refused")),
+])
+def test_judge_ready_wants_2xx_and_says_what_it_got(status, body, error, verdict):
+    assert pm.judge_ready("http://c:1/ready", status, body, error) == verdict
