@@ -48,7 +48,7 @@ def ab_percentile(ordered, q):
 def ours(url, requests, concurrency):
     """health_gate's sampler as run() builds it, with the percentiles computed as ab does."""
     params = dict((name, spec.get("default")) for name, spec in health_gate.argument_spec().items())
-    params.update(url=url, requests=requests, concurrency=concurrency, timeout=10)
+    params.update(url=url, requests=requests, concurrency=concurrency, request_timeout=10)
     urls, thresholds, expectations = health_gate.validate(params)
     prober = _http.make_prober(urls, "GET", {}, 10, expectations, concurrency=concurrency)
     try:

@@ -351,7 +351,7 @@ def tls_context(verify=True, cert=None):
         else:
             context = ssl.create_default_context(cafile=verify)
     except (IOError, OSError, ssl.SSLError) as exc:
-        raise ProdreadyError("ca_path %r cannot be used as a CA bundle: %s" % (verify, exc))
+        raise ProdreadyError("ca_cert %r cannot be used as a CA bundle: %s" % (verify, exc))
     if cert:
         certfile, keyfile = cert if isinstance(cert, tuple) else (cert, None)
         try:

@@ -34,7 +34,7 @@ from ansible_collections.prodready.deploy.plugins.module_utils._stats import (
     latency_summary, trailing_streak)
 
 BODY_EXCERPT_CHARS = 200
-TIMEOUT_REASON = "timed out: no answer within timeout=%s s"
+TIMEOUT_REASON = "timed out: no answer within the request timeout of %s s"
 _SEGMENT = re.compile(r"^(?P<key>[A-Za-z0-9_\-]+)?(?P<idx>(\[\d+\])*)$")
 MISSING = object()
 

@@ -83,20 +83,26 @@ options:
       - JSON path of the version field, same syntax as O(json).
     type: str
     default: version
-  timeout:
+  request_timeout:
     description:
-      - Seconds to wait for each response (connect and read).
+      - Seconds to wait for each request's response (connect and read); a request without
+        an answer by then counts as an error with status V(timeout).
+      - Not the startup wait, which is O(wait_timeout).
+      - C(timeout) is a deprecated alias, to be removed in 2.0.0.
     type: float
     default: 5.0
+    aliases: [timeout]
   validate_certs:
     description:
       - Verify the server's TLS certificate.
     type: bool
     default: true
-  ca_path:
+  ca_cert:
     description:
       - CA bundle (PEM) to verify the server's certificate with.
+      - C(ca_path) is a deprecated alias, to be removed in 2.0.0.
     type: path
+    aliases: [ca_path]
   client_cert:
     description:
       - Client certificate (PEM) for mutual TLS.
@@ -220,7 +226,7 @@ EXAMPLES = r"""
   prodready.deploy.health_gate:
     url: "https://api.example.com/v1/orders?limit=1"
     bearer_token: "{{ api_token }}"
-    ca_path: /etc/ssl/internal-ca.pem
+    ca_cert: /etc/ssl/internal-ca.pem
     max_latency_ms: {p99: 800}
     fail_on_breach: false
   register: api_gate
@@ -320,6 +326,7 @@ from ansible.module_utils.basic import AnsibleModule, env_fallback
 from ansible_collections.prodready.deploy.plugins.module_utils._errors import ProdreadyError
 from ansible_collections.prodready.deploy.plugins.module_utils import _http
 from ansible_collections.prodready.deploy.plugins.module_utils import _http_verdict as verdict
+from ansible_collections.prodready.deploy.plugins.module_utils._options import renamed_from
 from ansible_collections.prodready.deploy.plugins.module_utils import _stats
 
 DEFAULT_REQUESTS = 10
@@ -339,9 +346,9 @@ def argument_spec():
         body_regex=dict(type="str"),
         expect_version=dict(type="str"),
         version_path=dict(type="str", default="version"),
-        timeout=dict(type="float", default=5.0),
+        request_timeout=renamed_from(dict(type="float", default=5.0), "timeout"),
         validate_certs=dict(type="bool", default=True),
-        ca_path=dict(type="path"),
+        ca_cert=renamed_from(dict(type="path"), "ca_path"),
         client_cert=dict(type="path"),
         client_key=dict(type="path", no_log=False),
         follow_redirects=dict(type="bool", default=False),
@@ -366,7 +373,7 @@ def validate(params):
         raise ProdreadyError("urls must list at least one URL")
     for url in urls:
         verdict.validate_url(url, "url" if params.get("url") is not None else "urls")
-    for name in ("timeout", "wait_interval"):
+    for name in ("request_timeout", "wait_interval"):
         if params[name] <= 0:
             raise ProdreadyError("%s must be greater than 0 seconds, got %s" % (name, params[name]))
     if params["wait_timeout"] < 0:
@@ -408,8 +415,11 @@ def _empty_figures():
                 consecutive_successes=0, first_failure=None)
 
 
-def run(params, check_mode=False):
-    """Wait, measure and judge; returns the result dict, raises ProdreadyError on a breach."""
+def run(module):
+    """Wait, measure and judge `module.params`; returns the result dict, raises
+    ProdreadyError on a breach (unless fail_on_breach is false)."""
+    params = module.params
+    check_mode = module.check_mode
     urls, thresholds, expectations = validate(params)
     headers = dict(params.get("headers") or {})
     if params.get("bearer_token"):
@@ -424,8 +434,8 @@ def run(params, check_mode=False):
     cert = None
     if params.get("client_cert"):
         cert = (params["client_cert"], params["client_key"]) if params.get("client_key") else params["client_cert"]
-    verify = params["ca_path"] if params["validate_certs"] and params.get("ca_path") else params["validate_certs"]
-    prober = _http.make_prober(urls, params["method"], headers, params["timeout"], expectations,
+    verify = params["ca_cert"] if params["validate_certs"] and params.get("ca_cert") else params["validate_certs"]
+    prober = _http.make_prober(urls, params["method"], headers, params["request_timeout"], expectations,
                                concurrency=params["concurrency"], verify=verify, cert=cert,
                                follow_redirects=params["follow_redirects"])
     try:
@@ -469,7 +479,7 @@ def main():
         required_together=[["baseline", "max_regression"]],
     )
     try:
-        module.exit_json(**run(module.params, module.check_mode))
+        module.exit_json(**run(module))
     except ProdreadyError as e:
         module.fail_json(msg=str(e), **e.details)
 

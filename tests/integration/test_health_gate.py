@@ -8,6 +8,7 @@ without a traceback, check mode) through real `ansible-playbook` runs.
 import re
 import subprocess
 import time
+from types import SimpleNamespace
 
 import pytest
 
@@ -45,10 +46,15 @@ def params(**overrides):
     return values
 
 
+def module(**overrides):
+    """What run() uses of AnsibleModule, for params(**overrides)."""
+    return SimpleNamespace(params=params(**overrides), check_mode=False)
+
+
 def gate(**overrides):
     """run() that returns the result whether the gate passed or failed."""
     try:
-        return health_gate.run(params(**overrides))
+        return health_gate.run(module(**overrides))
     except ProdreadyError as err:
         result = dict(err.details)
         result["msg"] = str(err)
@@ -85,14 +91,14 @@ def test_expected_status_accepts_other_codes(server):
 
 
 def test_unreachable_service_counts_connection_errors():
-    result = gate(url="http://127.0.0.1:9/health", requests=2, timeout=1)
+    result = gate(url="http://127.0.0.1:9/health", requests=2, request_timeout=1)
     assert result["status_counts"] == {"connection_error": 2}
     assert result["latency_ms"] is None
     assert "connection failed: [Errno 111] Connection refused" in result["msg"]
 
 
 def test_read_timeout_is_a_failed_sample(server):
-    result = gate(url=server.url("/slow/800"), requests=1, timeout=0.2)
+    result = gate(url=server.url("/slow/800"), requests=1, request_timeout=0.2)
     assert result["status_counts"] == {"timeout": 1}
     assert result["first_failure"]["reason"].startswith("timed out")
 
@@ -226,7 +232,7 @@ def test_baseline_regression(server):
 
 
 def test_fail_on_breach_false_only_reports(server):
-    result = health_gate.run(params(url=server.url("/down"), requests=2, fail_on_breach=False))
+    result = health_gate.run(module(url=server.url("/down"), requests=2, fail_on_breach=False))
     assert result["passed"] is False and result["reason"] == "error rate 100.0% > 0.0%"
 
 
@@ -234,7 +240,7 @@ def test_no_completed_sample_is_inconclusive(server):
     result = gate(url=server.url("/fast"), duration=1e-9)
     assert result["samples"] == 0
     assert result["passed"] is False and result["reason"] == "inconclusive: no request completed"
-    report = health_gate.run(params(url=server.url("/fast"), duration=1e-9, fail_on_breach=False))
+    report = health_gate.run(module(url=server.url("/fast"), duration=1e-9, fail_on_breach=False))
     assert report["passed"] is False
 
 
@@ -338,7 +344,7 @@ def _outcome(result, mode):
     (["/chunked"], dict(requests=16, json={"checks.db": "ok"})),
     (["/until-close"], dict(requests=16, json={"checks.db": "ok"})),
     (["/close", "/drop"], dict(requests=16)),
-    (["/slow/800"], dict(requests=4, timeout=0.2)),
+    (["/slow/800"], dict(requests=4, request_timeout=0.2)),
 ])
 def test_loop_sampler_gives_the_threaded_samplers_results(server, monkeypatch, loop_runs, paths, kwargs):
     def urls(mode):
@@ -350,11 +356,11 @@ def test_loop_sampler_gives_the_threaded_samplers_results(server, monkeypatch, l
 
 
 def test_loop_sampler_connection_refused_like_the_threaded_one(monkeypatch, loop_runs):
-    loop = gate(url="http://127.0.0.1:9/health", requests=16, concurrency=8, timeout=1)
+    loop = gate(url="http://127.0.0.1:9/health", requests=16, concurrency=8, request_timeout=1)
     assert loop_runs == [8]
     assert loop["status_counts"] == {"connection_error": 16} and loop["latency_ms"] is None
     assert loop["first_failure"]["reason"] == "connection failed: [Errno 111] Connection refused"
-    threaded = _threaded(monkeypatch, url="http://127.0.0.1:9/health", requests=16, concurrency=8, timeout=1)
+    threaded = _threaded(monkeypatch, url="http://127.0.0.1:9/health", requests=16, concurrency=8, request_timeout=1)
     assert _outcome(loop, "x") == _outcome(threaded, "x")
 
 
@@ -393,11 +399,11 @@ def test_loop_sampler_chunked_responses_keep_the_connection(server, loop_runs):
 
 def test_loop_sampler_timeout_does_not_hold_the_other_connections(server, loop_runs):
     fast, slow = server.url("/fast?t=loop-timeout"), server.url("/slow/800?t=loop-timeout")
-    result = gate(urls=[fast, slow], requests=8, concurrency=4, timeout=0.3, max_error_rate=0.5)
+    result = gate(urls=[fast, slow], requests=8, concurrency=4, request_timeout=0.3, max_error_rate=0.5)
     assert loop_runs == [4]
     assert result["per_url"][fast]["status_counts"] == {"200": 4}
     assert result["per_url"][slow]["status_counts"] == {"timeout": 4}
-    assert result["per_url"][slow]["first_failure"]["reason"] == "timed out: no answer within timeout=0.3 s"
+    assert result["per_url"][slow]["first_failure"]["reason"] == "timed out: no answer within the request timeout of 0.3 s"
     assert result["passed"] is True and result["elapsed_s"] < 0.8
 
 
@@ -443,7 +449,7 @@ def test_tls_options(tls_server):
     untrusted = gate(url=url, requests=1)
     assert untrusted["status_counts"] == {"tls_error": 1}
     assert "CERTIFICATE_VERIFY_FAILED" in untrusted["first_failure"]["reason"]
-    assert gate(url=url, requests=1, ca_path=tls_server.cert)["passed"] is True
+    assert gate(url=url, requests=1, ca_cert=tls_server.cert)["passed"] is True
     assert gate(url=url, requests=1, validate_certs=False)["passed"] is True
 
 

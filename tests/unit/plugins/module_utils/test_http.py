@@ -40,7 +40,7 @@ def test_environment_proxy_decides_the_prober(monkeypatch, env, url, proxied):
 
 
 @pytest.mark.parametrize("kwargs, fragment", [
-    (dict(verify="/nonexistent/ca.pem"), "ca_path '/nonexistent/ca.pem' cannot be used as a CA bundle"),
+    (dict(verify="/nonexistent/ca.pem"), "ca_cert '/nonexistent/ca.pem' cannot be used as a CA bundle"),
     (dict(cert="/nonexistent/client.pem"), "client_cert '/nonexistent/client.pem' / client_key None cannot be loaded"),
     (dict(cert=("/nonexistent/c.pem", "/nonexistent/k.pem")), "client_key '/nonexistent/k.pem' cannot be loaded"),
 ])
@@ -158,11 +158,12 @@ def _python(code, env=None):
 
 GATE_A_PLAIN_URL = """
 import sys
+from types import SimpleNamespace
 from ansible_collections.prodready.deploy.plugins.modules import health_gate, rollback_start
 params = dict((name, spec.get("default")) for name, spec in health_gate.argument_spec().items())
 params.update(url="http://127.0.0.1:9/health", requests=2, concurrency=2, fail_on_breach=False,
               json={"status": "ok"}, expect_version="1.0")
-result = health_gate.run(params)
+result = health_gate.run(SimpleNamespace(params=params, check_mode=False))
 assert result["samples"] == 2 and result["status_counts"] == {"connection_error": 2}, result
 print(sorted(name for name in ("requests", "urllib3") if name in sys.modules))
 """

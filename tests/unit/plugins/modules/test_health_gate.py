@@ -2,6 +2,7 @@
 
 import os
 import sys
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -29,6 +30,11 @@ def params(**overrides):
     return values
 
 
+def module(values, check_mode=False):
+    """What run() uses of AnsibleModule."""
+    return SimpleNamespace(params=values, check_mode=check_mode)
+
+
 def test_documented_options_match_argument_spec():
     spec = health_gate.argument_spec()
     options = DOC["options"]
@@ -39,6 +45,7 @@ def test_documented_options_match_argument_spec():
         assert doc.get("default") == entry.get("default"), name
         assert doc.get("choices") == entry.get("choices"), name
         assert doc.get("elements") == entry.get("elements"), name
+        assert doc.get("aliases") == entry.get("aliases"), name
     assert spec["bearer_token"]["no_log"] is True
 
 
@@ -53,7 +60,7 @@ def test_examples_use_only_documented_options():
     ("/flaky/2", dict(requests=4, fail_on_breach=False)),
 ])
 def test_every_returned_key_is_documented(server, path, extra):
-    result = health_gate.run(params(url=server.url(path), **extra))
+    result = health_gate.run(module(params(url=server.url(path), **extra)))
     returned = set(result) - {"changed"}
     assert returned == set(RETURN), returned ^ set(RETURN)
     per_url_keys = set(result["per_url"][server.url(path)])
@@ -63,13 +70,13 @@ def test_every_returned_key_is_documented(server, path, extra):
 
 def test_failure_details_are_documented_keys(server):
     with pytest.raises(ProdreadyError) as err:
-        health_gate.run(params(url=server.url("/down"), requests=2))
+        health_gate.run(module(params(url=server.url("/down"), requests=2)))
     assert set(err.value.details) - {"changed"} == set(RETURN)
     assert err.value.details["passed"] is False
 
 
 def test_check_mode_does_not_send_unsafe_methods(server):
-    result = health_gate.run(params(url=server.url("/flaky/1"), method="POST", requests=3), check_mode=True)
+    result = health_gate.run(module(params(url=server.url("/flaky/1"), method="POST", requests=3), check_mode=True))
     assert result["passed"] is None and result["samples"] == 0
     assert result["reason"] == "check mode: POST requests to %s not sent" % server.url("/flaky/1")
     assert set(result) - {"changed"} == set(RETURN)
@@ -79,7 +86,7 @@ def test_check_mode_does_not_send_unsafe_methods(server):
     (dict(url="not a url"), "url 'not a url' is not a valid URL"),
     (dict(urls=["http://h/ok", "ftp://h/x"]), "urls 'ftp://h/x' is not a valid URL"),
     (dict(urls=[]), "urls must list at least one URL"),
-    (dict(timeout=0), "timeout must be greater than 0 seconds, got 0"),
+    (dict(request_timeout=0), "request_timeout must be greater than 0 seconds, got 0"),
     (dict(wait_timeout=-1), "wait_timeout must be 0 or greater, got -1"),
     (dict(requests=0), "requests must be 1 or greater, got 0"),
     (dict(duration=-2.0), "duration must be greater than 0 seconds"),
@@ -103,5 +110,5 @@ def test_bad_input_is_a_clear_error(overrides, fragment):
         values["url"] = None
     values.update(overrides)
     with pytest.raises(ProdreadyError) as err:
-        health_gate.run(values)
+        health_gate.run(module(values))
     assert fragment in str(err.value)

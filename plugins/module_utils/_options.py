@@ -1,0 +1,27 @@
+# -*- coding: utf-8 -*-
+# Copyright: prodready.deploy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""One concept, one option name across the modules; old names stay accepted a while.
+
+A renamed option keeps its old name as an alias, so existing playbooks keep running, and
+as a ``deprecated_aliases`` entry, so Ansible warns whoever still uses it ("Alias 'timeout'
+is deprecated") and ``validate-modules`` reminds us to drop it in ALIASES_REMOVED_IN.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+COLLECTION_NAME = "prodready.deploy"
+# Collections remove deprecated things in a major release only.
+ALIASES_REMOVED_IN = "2.0.0"
+
+
+def renamed_from(entry, *old_names):
+    """A copy of the argument_spec ``entry`` that also accepts ``old_names``, each one a
+    deprecated alias (removed in ALIASES_REMOVED_IN)."""
+    renamed = dict(entry)
+    renamed["aliases"] = list(entry.get("aliases") or []) + list(old_names)
+    renamed["deprecated_aliases"] = list(entry.get("deprecated_aliases") or []) + [
+        dict(name=name, version=ALIASES_REMOVED_IN, collection_name=COLLECTION_NAME) for name in old_names]
+    return renamed
