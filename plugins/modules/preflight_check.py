@@ -301,12 +301,16 @@ options:
     type: list
     elements: str
     default: []
-  fail_on_error:
+  fail_on_breach:
     description:
-      - Fail the task when a check failed, with a message naming every failed check.
+      - Fail the task when a check failed, with a message naming every failed check (the
+        result's keys come with the failure too).
       - With V(false) the task succeeds and the result (RV(passed), RV(failed_checks)) tells.
+      - The same option as in M(prodready.deploy.health_gate) and M(prodready.deploy.redis_cache_check).
+      - C(fail_on_error) is a deprecated alias, to be removed in 2.0.0.
     type: bool
     default: true
+    aliases: [fail_on_error]
 attributes:
   check_mode:
     support: full
@@ -364,7 +368,7 @@ EXAMPLES = r"""
   prodready.deploy.preflight_check:
     binaries: [pg_dump]
     ports_free: [8001]
-    fail_on_error: false
+    fail_on_breach: false
   register: preflight_report
 
 - name: Show it
@@ -436,6 +440,7 @@ from ansible_collections.prodready.deploy.plugins.module_utils import _postgres
 from ansible_collections.prodready.deploy.plugins.module_utils import _redis
 from ansible_collections.prodready.deploy.plugins.module_utils._envfile import parse, values
 from ansible_collections.prodready.deploy.plugins.module_utils._errors import ProdreadyError
+from ansible_collections.prodready.deploy.plugins.module_utils._options import renamed_from
 
 try:
     from cryptography import x509
@@ -490,7 +495,7 @@ def argument_spec():
         ports_free=dict(type="list", elements="int", default=[]),
         ports_bind_address=dict(type="str", default="0.0.0.0"),
         ports_listening=dict(type="list", elements="str", default=[]),
-        fail_on_error=dict(type="bool", default=True),
+        fail_on_breach=renamed_from(dict(type="bool", default=True), "fail_on_error"),
     )
 
 
@@ -740,27 +745,29 @@ def port_checks(params):
     return checks
 
 
-def run(module, params, now=None):
-    """Run every configured check; return the module's result (fails only via main())."""
+def run(module):
+    """Run every configured check of `module.params`; returns the result dict, raises
+    ProdreadyError naming every failed check (unless fail_on_breach is false)."""
+    params = module.params
     validate(params)
-    now = now or datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+    now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
     checks = (host_checks(params) + file_checks(module, params) + postgres_checks(params)
               + redis_checks(params) + tls_checks(module, params, now) + port_checks(params))
     failed = pf.failed_checks(checks)
-    return dict(changed=False, checks=checks, failed_checks=failed, passed=not failed,
-                counts=pf.counts(checks), table=pf.render_table(checks))
+    result = dict(changed=False, checks=checks, failed_checks=failed, passed=not failed,
+                  counts=pf.counts(checks), table=pf.render_table(checks))
+    if failed and params["fail_on_breach"]:
+        raise ProdreadyError(pf.failure_message(checks), **result)
+    return result
 
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
                            mutually_exclusive=[["env_file", "env_values"]])
     try:
-        out = run(module, module.params)
+        module.exit_json(**run(module))
     except ProdreadyError as e:
         module.fail_json(msg=str(e), **e.details)
-    if not out["passed"] and module.params["fail_on_error"]:
-        module.fail_json(msg=pf.failure_message(out["checks"]), **out)
-    module.exit_json(**out)
 
 
 if __name__ == "__main__":

@@ -5,19 +5,26 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 
 import pytest
 import yaml
 
-from ansible_collections.prodready.deploy.plugins.modules import preflight_check
-from ansible_collections.prodready.deploy.plugins.module_utils._errors import ProdreadyError
+sys.path.insert(0, os.path.dirname(__file__))
+
+from _argspec import validated  # noqa: E402
+from ansible_collections.prodready.deploy.plugins.modules import preflight_check  # noqa: E402
+from ansible_collections.prodready.deploy.plugins.module_utils._errors import ProdreadyError  # noqa: E402
 
 DOC = yaml.safe_load(preflight_check.DOCUMENTATION)
 RETURN = yaml.safe_load(preflight_check.RETURN)
 
 
 class FakeModule(object):
-    """What run() uses of AnsibleModule: get_bin_path and run_command."""
+    """What run() uses of AnsibleModule: params, get_bin_path and run_command."""
+
+    def __init__(self, params=None):
+        self.params = params
 
     def get_bin_path(self, name, required=False):
         return shutil.which(name)
@@ -29,6 +36,8 @@ class FakeModule(object):
 
 def params(**overrides):
     values = dict((name, spec.get("default")) for name, spec in preflight_check.argument_spec().items())
+    # Report only: these tests read the checks; test_failed_checks_fail_the_task the default.
+    values["fail_on_breach"] = False
     values.update(overrides)
     return values
 
@@ -106,7 +115,7 @@ def by_name(result):
 
 
 def test_every_returned_key_is_documented(app_dir):
-    result = preflight_check.run(FakeModule(), local_params(app_dir))
+    result = preflight_check.run(FakeModule(local_params(app_dir)))
     assert set(result) - {"changed"} == set(RETURN), set(result) ^ set(RETURN)
     assert set(RETURN["checks"]["contains"]) == set(result["checks"][0])
     assert result["changed"] is False
@@ -117,9 +126,9 @@ def test_local_checks_report_every_problem(app_dir):
         busy.bind(("127.0.0.1", 0))
         busy.listen(1)
         port = busy.getsockname()[1]
-        result = preflight_check.run(FakeModule(), local_params(
+        result = preflight_check.run(FakeModule(local_params(
             app_dir, ports_free=[port], ports_bind_address="127.0.0.1",
-            ports_listening=[str(port)]))
+            ports_listening=[str(port)])))
     checks = by_name(result)
     failed = [c["name"] for c in result["failed_checks"]]
     assert failed == ["binary no-such-program-xyz", "env JWT_SECRET_KEY", "env DEBUG",
@@ -139,9 +148,9 @@ def test_clean_setup_passes(app_dir):
                    "APP_ENV=production\n")
     env.chmod(0o600)
     cert = make_cert(app_dir, 90)
-    result = preflight_check.run(FakeModule(), local_params(
+    result = preflight_check.run(FakeModule(local_params(
         app_dir, binaries=["sh"], tls_certs=[{"path": str(cert), "host": None, "port": 443,
-                                              "server_name": None, "min_days": 14, "warn_days": 30}]))
+                                              "server_name": None, "min_days": 14, "warn_days": 30}])))
     assert result["passed"] is True, result["table"]
     assert result["counts"]["fail"] == 0
 
@@ -157,16 +166,16 @@ def test_openssl_fallback_reads_the_same_end_date(app_dir, monkeypatch):
 
 
 def test_unreadable_env_file_fails_once_and_skips_variables(tmp_path):
-    result = preflight_check.run(FakeModule(), params(env_file=str(tmp_path / "missing.env"),
-                                                      env_required=["A", "B"]))
+    result = preflight_check.run(FakeModule(params(env_file=str(tmp_path / "missing.env"),
+                                                   env_required=["A", "B"])))
     assert [(c["name"], c["status"]) for c in result["checks"]] == [
         ("env_file %s/missing.env" % tmp_path, "fail"), ("env A", "skip"), ("env B", "skip")]
 
 
 def test_missing_secret_file_and_disk_path(tmp_path):
-    result = preflight_check.run(FakeModule(), params(
+    result = preflight_check.run(FakeModule(params(
         secret_files=[str(tmp_path / "nope.json")],
-        disk=[{"path": str(tmp_path / "nope"), "min_free_mb": 1, "max_used_percent": None}]))
+        disk=[{"path": str(tmp_path / "nope"), "min_free_mb": 1, "max_used_percent": None}])))
     assert [(c["name"], c["status"]) for c in result["checks"]] == [
         ("disk %s/nope" % tmp_path, "fail"), ("file %s/nope.json" % tmp_path, "fail")]
 
@@ -175,14 +184,29 @@ def test_unreachable_database_skips_its_tables_and_indexes():
     pg = dict(db="app", login_host="127.0.0.1", login_port=1, login_user="app", login_password=None,
               login_unix_socket=None, ssl_mode="disable", schema="public", tables=["users"],
               indexes=["idx_po_status"], extensions=["timescaledb"])
-    result = preflight_check.run(FakeModule(), params(postgres=pg))
+    result = preflight_check.run(FakeModule(params(postgres=pg)))
     assert [c["status"] for c in result["checks"]] == ["fail", "skip", "skip", "skip"]
     assert "cannot connect to PostgreSQL app@127.0.0.1:1/app" in result["checks"][0]["detail"]
 
 
 def test_nothing_configured_is_an_empty_pass():
-    result = preflight_check.run(FakeModule(), params())
+    result = preflight_check.run(FakeModule(params()))
     assert result["checks"] == [] and result["passed"] is True
+
+
+@pytest.mark.parametrize("option", ["fail_on_breach", "fail_on_error"])
+def test_failed_checks_fail_the_task(tmp_path, option):
+    """By default (fail_on_breach, or its deprecated alias fail_on_error, true) a failed check
+    fails the task with a message naming it, and the result's keys come with the failure."""
+    args = dict(secret_files=[str(tmp_path / "nope.json")])
+    assert validated(preflight_check, args)["fail_on_breach"] is True
+    with pytest.raises(ProdreadyError) as err:
+        preflight_check.run(FakeModule(validated(preflight_check, dict(args, **{option: True}))))
+    assert str(err.value).startswith("preflight: 1 of 1 checks failed: file %s/nope.json" % tmp_path)
+    assert err.value.details["passed"] is False
+    assert [c["name"] for c in err.value.details["failed_checks"]] == ["file %s/nope.json" % tmp_path]
+    report = preflight_check.run(FakeModule(validated(preflight_check, dict(args, **{option: False}))))
+    assert report["passed"] is False and report["failed_checks"] == err.value.details["failed_checks"]
 
 
 @pytest.mark.parametrize("overrides, fragment", [
@@ -199,7 +223,7 @@ def test_nothing_configured_is_an_empty_pass():
 ])
 def test_bad_input_is_a_clear_error(overrides, fragment):
     with pytest.raises(ProdreadyError) as err:
-        preflight_check.run(FakeModule(), params(**overrides))
+        preflight_check.run(FakeModule(params(**overrides)))
     assert fragment in str(err.value)
 
 
@@ -225,9 +249,9 @@ def test_bind_and_connect_errors():
 
 
 def test_env_values_are_checked_like_a_file():
-    result = preflight_check.run(FakeModule(), params(
+    result = preflight_check.run(FakeModule(params(
         env_values={"JWT_SECRET_KEY": "changeme", "DEBUG": True, "DATABASE_URL": "postgresql://s3cr3t@db/app"},
-        env_required=["JWT_SECRET_KEY", "DATABASE_URL", "REDIS_URL"], env_forbidden={"DEBUG": ["true"]}))
+        env_required=["JWT_SECRET_KEY", "DATABASE_URL", "REDIS_URL"], env_forbidden={"DEBUG": ["true"]})))
     assert [(c["name"], c["status"], c["detail"]) for c in result["checks"]] == [
         ("env JWT_SECRET_KEY", "fail", "still a placeholder (changeme)"),
         ("env DATABASE_URL", "ok", "set"),
