@@ -19,7 +19,7 @@ description:
     links are not supported), so of two runs racing for the lock exactly one wins.
   - Taking a lock this run (same O(run_id)) already holds changes nothing, so the lock task
     can run again in a later play of the same run.
-  - A lock held by another run is waited for, polling every 0.2 seconds, up to O(timeout);
+  - A lock held by another run is waited for, polling every 0.2 seconds, up to O(lock_timeout);
     then the module fails naming the holder, its run and since when it holds the lock.
   - A lock older than O(stale_after) seconds is stale (its run most likely died). It is only
     broken with O(break_stale=true); otherwise the module fails and says so.
@@ -48,11 +48,15 @@ options:
       - Who holds the lock, shown to whoever waits for it.
       - Defaults to C(<login name>@<host name>) of the user running the module.
     type: str
-  timeout:
+  lock_timeout:
     description:
       - Seconds to wait for a lock held by another run before failing. V(0) fails at once.
+      - The same option as in M(prodready.deploy.deploy_begin), M(prodready.deploy.rollback_start)
+        and M(prodready.deploy.alembic_migrate).
+      - C(timeout) is a deprecated alias, to be removed in 2.0.0.
     type: float
     default: 0
+    aliases: [timeout]
   stale_after:
     description:
       - Seconds after which a lock held by another run is considered stale.
@@ -92,7 +96,7 @@ EXAMPLES = r"""
     path: /srv/app/deploy.lock
     run_id: "{{ deploy_run_id }}"
     owner: "{{ lookup('env', 'USER') }}@{{ lookup('pipe', 'hostname') }}"
-    timeout: 120
+    lock_timeout: 120
   register: lock
 
 - name: Release it (in an always section)
@@ -162,6 +166,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.prodready.deploy.plugins.module_utils._errors import ProdreadyError
 from ansible_collections.prodready.deploy.plugins.module_utils import _lock_io
+from ansible_collections.prodready.deploy.plugins.module_utils._options import renamed_from
 
 
 def argument_spec():
@@ -171,19 +176,19 @@ def argument_spec():
         state=dict(type="str", default="present", choices=["present", "absent"]),
         run_id=dict(type="str", required=True),
         owner=dict(type="str"),
-        timeout=dict(type="float", default=0),
+        lock_timeout=renamed_from(dict(type="float", default=0), "timeout"),
         stale_after=dict(type="float", default=3600),
         break_stale=dict(type="bool", default=False),
         force=dict(type="bool", default=False),
     )
 
 
-def check_options(params):
-    """Refuse values the types alone do not catch."""
+def validate(params):
+    """Refuse values the types alone do not catch, naming the option and the value."""
     if not params["run_id"].strip():
         raise ProdreadyError("run_id: must not be empty")
-    if params["timeout"] < 0:
-        raise ProdreadyError("timeout: must be 0 or more seconds, got %s" % params["timeout"])
+    if params["lock_timeout"] < 0:
+        raise ProdreadyError("lock_timeout: must be 0 or more seconds, got %s" % params["lock_timeout"])
     if params["stale_after"] <= 0:
         raise ProdreadyError("stale_after: must be more than 0 seconds, got %s"
                              % params["stale_after"])
@@ -201,9 +206,9 @@ take_away = _lock_io.take_away
 def run(module):
     """The module's work for `module.params`; returns the result dict."""
     params = module.params
-    check_options(params)
+    validate(params)
     if params["state"] == "present":
-        return _lock_io.acquire(params["path"], params["run_id"], owner=params["owner"], timeout=params["timeout"],
+        return _lock_io.acquire(params["path"], params["run_id"], owner=params["owner"], timeout=params["lock_timeout"],
                                 stale_after=params["stale_after"], break_stale=params["break_stale"],
                                 force=params["force"], check_mode=module.check_mode)
     return _lock_io.release(params["path"], params["run_id"], force=params["force"], check_mode=module.check_mode)

@@ -30,7 +30,7 @@ def test_acquire_reentrant_wait_fail_release(tmp_path):
     again = run_module("deploy_lock", dict(path=str(lock), run_id="run-A"))
     assert again["changed"] is False and again["acquired"]
 
-    other = run_module("deploy_lock", dict(path=str(lock), run_id="run-B", timeout=1.5))
+    other = run_module("deploy_lock", dict(path=str(lock), run_id="run-B", lock_timeout=1.5))
     assert other["failed"] and other["acquired"] is False
     assert "deploy lock %s is held by alice@laptop (run run-A) since " % lock in other["msg"]
     assert other["waited_s"] >= 1.5 and "waited 1." in other["msg"]

@@ -41,6 +41,7 @@ def test_documented_options_match_argument_spec():
         assert options[name].get("default") == opt.get("default"), name
         assert options[name].get("choices") == opt.get("choices"), name
         assert bool(options[name].get("required", False)) == bool(opt.get("required", False))
+        assert options[name].get("aliases") == opt.get("aliases"), name
     assert all(a.get("description") for a in doc["attributes"].values())
     for task in yaml.safe_load(deploy_lock.EXAMPLES):
         assert set(task["prodready.deploy.deploy_lock"]) <= set(options), task["name"]
@@ -72,10 +73,12 @@ def test_acquire_reentrant_release(tmp_path, capsys):
     assert sorted(os.listdir(str(tmp_path))) == []  # no temp files left
 
 
-def test_held_fails_after_timeout(tmp_path, capsys):
+@pytest.mark.parametrize("option", ["lock_timeout", "timeout"])
+def test_held_fails_after_lock_timeout(tmp_path, capsys, option):
+    """lock_timeout, or its deprecated alias timeout, is how long another run's lock is waited for."""
     lock = tmp_path / "deploy.lock"
     write_lock(lock, "other", 30)
-    result = run_main(capsys, dict(path=str(lock), run_id="r1", timeout=0.5))
+    result = run_main(capsys, {"path": str(lock), "run_id": "r1", option: 0.5})
     assert result["failed"] and result["acquired"] is False
     assert "is held by bob@old (run other)" in result["msg"]
     assert result["waited_s"] >= 0.5
@@ -112,7 +115,8 @@ def test_check_mode_creates_nothing(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args, fragment", [
-    (dict(timeout=-1), "timeout: must be 0 or more"),
+    (dict(lock_timeout=-1), "lock_timeout: must be 0 or more seconds, got -1"),
+    (dict(timeout=-1), "lock_timeout: must be 0 or more seconds, got -1"),
     (dict(stale_after=0), "stale_after: must be more than 0"),
     (dict(run_id=" "), "run_id: must not be empty"),
 ])
