@@ -105,15 +105,19 @@ options:
       - Switch the router to the target color when it is warm. Needs O(router=haproxy).
     type: bool
     default: true
-  db:
+  db_rollback:
     description:
-      - The database rollback the caller will do after the switch. The module switches only
-        when it can be done (V(downgrade) needs C(db_revisions_before) in the state), so that
-        a request the caller refuses changes nothing; never with V(restore), whose traffic
+      - The database rollback the caller will do after the switch (the C(rollback) role's
+        C(rollback_db), the C(blue_green) role's C(blue_green_db_rollback)). The module switches
+        only when it can be done (V(downgrade) needs C(db_revisions_before) in the state), so
+        that a request the caller refuses changes nothing; never with V(restore), whose traffic
         stops first.
+      - C(db) is a deprecated alias, to be removed in 2.0.0. (In the other modules, C(db) names a
+        database.)
     type: str
     choices: [none, downgrade, restore]
     default: none
+    aliases: [db]
   router:
     description:
       - The router in front of the colors. With V(nginx) the module never switches (the
@@ -271,6 +275,7 @@ from ansible_collections.prodready.deploy.plugins.module_utils import _haproxy
 from ansible_collections.prodready.deploy.plugins.module_utils import _haproxy_runtime
 from ansible_collections.prodready.deploy.plugins.module_utils import _http
 from ansible_collections.prodready.deploy.plugins.module_utils import _lock_io
+from ansible_collections.prodready.deploy.plugins.module_utils._options import renamed_from
 from ansible_collections.prodready.deploy.plugins.module_utils import _state_io
 
 
@@ -290,7 +295,7 @@ def argument_spec():
         version_path=dict(type="str", default="version"),
         probe_timeout=dict(type="float", default=2),
         switch=dict(type="bool", default=True),
-        db=dict(type="str", default="none", choices=["none", "downgrade", "restore"]),
+        db_rollback=renamed_from(dict(type="str", default="none", choices=["none", "downgrade", "restore"]), "db"),
         router=dict(type="str", default="haproxy", choices=["haproxy", "nginx"]),
         admin_socket=dict(type="path"),
         admin_address=dict(type="str"),
@@ -359,13 +364,13 @@ def color_of(server, prefix):
     return server
 
 
-def db_allows_switch(db, state):
-    """Whether traffic may move before the database rollback `db` (pure): never before a
-    restore (traffic stops first), and before a downgrade only when the state records the
-    revisions to go back to (else the caller refuses the request, which must change nothing)."""
-    if db == "restore":
+def db_allows_switch(db_rollback, state):
+    """Whether traffic may move before the database rollback `db_rollback` (pure): never
+    before a restore (traffic stops first), and before a downgrade only when the state records
+    the revisions to go back to (else the caller refuses the request, which must change nothing)."""
+    if db_rollback == "restore":
         return False
-    return db == "none" or bool(state.get("db_revisions_before"))
+    return db_rollback == "none" or bool(state.get("db_revisions_before"))
 
 
 def probe(bind_host, port, health_path, version_path, target, timeout):
@@ -406,7 +411,7 @@ def run(module):
         reason = probe(p["bind_host"], ports[color], p["health_path"], p["version_path"], target,
                        p["probe_timeout"])
         result.update(warm=not reason, probe_reason=reason)
-        if reason or not do_switch or module.check_mode or not db_allows_switch(p["db"], state):
+        if reason or not do_switch or module.check_mode or not db_allows_switch(p["db_rollback"], state):
             return result
         api = _haproxy_runtime.RuntimeApi(p["admin_socket"], p["admin_address"])
         prefix = p["server_prefix"]

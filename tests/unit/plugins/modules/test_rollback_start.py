@@ -60,6 +60,7 @@ def test_documented_options_match_argument_spec():
         assert options[name].get("default") == opt.get("default"), name
         assert options[name].get("choices") == opt.get("choices"), name
         assert bool(options[name].get("required", False)) == bool(opt.get("required", False)), name
+        assert options[name].get("aliases") == opt.get("aliases"), name
     for task in yaml.safe_load(rollback_start.EXAMPLES):
         module_args = task.get("prodready.deploy.rollback_start")
         assert module_args is None or set(module_args) <= set(options), task["name"]
@@ -175,6 +176,27 @@ def test_a_failed_switch_releases_the_lock(capsys, tmp_path, version_server):
     assert "admin_socket: cannot run" in result["msg"] and "no.sock" in result["msg"]
     assert result["locked"] is False
     assert not (tmp_path / "deploy.lock").exists()
+
+
+@pytest.mark.parametrize("option", ["db_rollback", "db"])
+def test_no_switch_before_a_restore(capsys, tmp_path, version_server, option):
+    """db_rollback (or its deprecated alias db) restore: the warm color is found and the lock
+    taken, but traffic does not move (the admin socket, which does not exist, is never used)."""
+    state = tmp_path / "state.json"
+    state.write_text(json.dumps({"live_color": "green", "live_version": "1.1.0", "previous_version": "1.0.0"}))
+    result = run_main(capsys, {"state_path": str(state), "lock_path": str(tmp_path / "deploy.lock"), "run_id": "r1",
+                               "colors": {"blue": {"port": version_server.server_address[1]}, "green": {"port": 1}},
+                               "admin_socket": str(tmp_path / "no.sock"), option: "restore"})
+    assert not result.get("failed"), result.get("msg")
+    assert result["warm"] is True and result["locked"] is True and result["switched"] is False
+
+
+def test_a_bad_db_rollback_is_refused_naming_the_option(capsys, tmp_path):
+    result = run_main(capsys, dict(state_path=str(tmp_path / "state.json"), lock_path=str(tmp_path / "deploy.lock"),
+                                   run_id="r1", colors={"blue": {"port": 1}, "green": {"port": 2}}, switch=False,
+                                   db="drop"))
+    assert result["failed"] is True
+    assert "db_rollback" in result["msg"] and "drop" in result["msg"]
 
 
 def test_a_failed_switch_over_tcp_names_the_admin_address(capsys, tmp_path, version_server):
