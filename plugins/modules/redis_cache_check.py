@@ -303,8 +303,9 @@ def measure_window(client, window):
     )
 
 
-def run(client, params, check_mode=False):
-    """Actions then measurements on a connected client; raises ProdreadyError on a breach."""
+def check(client, params, check_mode=False):
+    """Actions then measurements on a connected client (a real one or a test's fake);
+    returns the result dict, raises ProdreadyError on a breach (unless fail_on_breach is false)."""
     db = _redis.selected_db(client)
     result = dict(changed=False, db=db, passed=None, reason="", breaches=[], hit_ratio=None, hits=None,
                   misses=None, window_s=0.0, evicted_keys=None, pattern_counts={}, deleted={},
@@ -369,6 +370,12 @@ def run(client, params, check_mode=False):
     return result
 
 
+def run(module):
+    """Validate `module.params`, connect, then check(); returns the result dict."""
+    validate(module.params)
+    return check(_redis.connect(module.params), module.params, module.check_mode)
+
+
 def main():
     module = AnsibleModule(
         argument_spec=argument_spec(),
@@ -379,9 +386,7 @@ def main():
     if not _redis.HAS_REDIS:
         module.fail_json(msg=missing_required_lib("redis"), exception=_redis.REDIS_IMPORT_ERROR)
     try:
-        validate(module.params)
-        client = _redis.connect(module.params)
-        module.exit_json(**run(client, module.params, module.check_mode))
+        module.exit_json(**run(module))
     except ProdreadyError as e:
         module.fail_json(msg=str(e), **e.details)
     except _redis.redis.exceptions.RedisError as e:  # e.g. the server went away mid-run

@@ -103,16 +103,16 @@ def test_hit_ratio_over_a_window_counts_only_the_window(conn, monkeypatch):
 
     monkeypatch.setattr(redis_cache_check, "_sleep", traffic)
     try:
-        result = redis_cache_check.run(_redis.connect(module_params(conn)),
-                                       module_params(conn, min_hit_ratio=0.8, min_samples=1000, window=0.05))
+        result = redis_cache_check.check(_redis.connect(module_params(conn)),
+                                         module_params(conn, min_hit_ratio=0.8, min_samples=1000, window=0.05))
         assert result["passed"] is True
         # Exact unless another test hit the server in the same few milliseconds.
         assert 900 <= result["hits"] < 950 and 100 <= result["misses"] < 150
         assert 0.85 < result["hit_ratio"] < 0.91
         assert result["window_s"] >= 0.05
         with pytest.raises(ProdreadyError) as err:
-            redis_cache_check.run(_redis.connect(module_params(conn)),
-                                  module_params(conn, min_hit_ratio=0.95, min_samples=100, window=0.05))
+            redis_cache_check.check(_redis.connect(module_params(conn)),
+                                    module_params(conn, min_hit_ratio=0.95, min_samples=100, window=0.05))
         assert err.value.details["passed"] is False
         assert "hit ratio 9" in str(err.value) and "% < 95.0% (9" in str(err.value)
     finally:
@@ -248,8 +248,8 @@ def test_invalidate_without_scripting_permission_uses_the_raw_path(conn, acl_use
     fill(r, "rcc:acl:prod_%d", 3000)
     fill(r, "rcc:acl:keep_%d", 300)
     try:
-        result = redis_cache_check.run(_redis.connect(module_params(conn, login_user=user, login_password=password)),
-                                       module_params(conn, invalidate=["rcc:acl:prod_*"]))
+        result = redis_cache_check.check(_redis.connect(module_params(conn, login_user=user, login_password=password)),
+                                         module_params(conn, invalidate=["rcc:acl:prod_*"]))
         assert result["deleted"] == {"rcc:acl:prod_*": 3000} and result["changed"] is True
         assert count_keys(r, "rcc:acl:prod_*") == 0 and count_keys(r, "rcc:acl:keep_*") == 300
     finally:
@@ -264,7 +264,7 @@ def test_invalidate_without_unlink_permission_fails_with_the_servers_words(conn,
     try:
         values = module_params(conn, login_user=user, login_password=password, invalidate=["rcc:acl:prod_*"])
         with pytest.raises(ProdreadyError) as err:
-            redis_cache_check.run(_redis.connect(values), values)
+            redis_cache_check.check(_redis.connect(values), values)
         assert "NOPERM" in str(err.value) and "unlink" in str(err.value)
         assert count_keys(r, "rcc:acl:prod_*") == 50
     finally:

@@ -48,7 +48,7 @@ class FakePipeline(object):
 
 
 class FakeRedis(object):
-    """Just enough of redis.Redis for run(): keys in a dict, SCAN in one page."""
+    """Just enough of redis.Redis for check(): keys in a dict, SCAN in one page."""
 
     def __init__(self, keys, db=3):
         self.keys = dict(keys)
@@ -117,14 +117,14 @@ def test_examples_use_only_documented_options():
     dict(flush=True, confirm_flush=3, max_ping_ms=100),
 ])
 def test_every_returned_key_is_documented(overrides):
-    result = redis_cache_check.run(FakeRedis({"prod_1": 1, "user_1": 1}), params(**overrides))
+    result = redis_cache_check.check(FakeRedis({"prod_1": 1, "user_1": 1}), params(**overrides))
     assert set(result) - {"changed"} == set(RETURN), set(result) ^ set(RETURN)
 
 
 def test_check_mode_counts_and_deletes_nothing():
     client = FakeRedis({"prod_1": 1, "prod_2": 1, "user_1": 1})
-    result = redis_cache_check.run(client, params(invalidate=["prod_*"], flush=True, confirm_flush=3),
-                                   check_mode=True)
+    result = redis_cache_check.check(client, params(invalidate=["prod_*"], flush=True, confirm_flush=3),
+                                     check_mode=True)
     assert result["deleted"] == {"prod_*": 2, "flush": 3}
     assert result["changed"] is True
     assert len(client.keys) == 3 and not client.flushed
@@ -132,13 +132,13 @@ def test_check_mode_counts_and_deletes_nothing():
 
 def test_invalidate_deletes_only_the_pattern():
     client = FakeRedis({"prod_1": 1, "prod_2": 1, "user_1": 1})
-    result = redis_cache_check.run(client, params(invalidate=["prod_*"], key_patterns=["prod_*"]))
+    result = redis_cache_check.check(client, params(invalidate=["prod_*"], key_patterns=["prod_*"]))
     assert result["deleted"] == {"prod_*": 2} and result["pattern_counts"] == {"prod_*": 0}
     assert list(client.keys) == ["user_1"]
 
 
 def test_nothing_to_delete_is_not_a_change():
-    result = redis_cache_check.run(FakeRedis({"user_1": 1}), params(invalidate=["prod_*"]))
+    result = redis_cache_check.check(FakeRedis({"user_1": 1}), params(invalidate=["prod_*"]))
     assert result["changed"] is False and result["deleted"] == {"prod_*": 0}
 
 
@@ -146,7 +146,7 @@ def test_nothing_to_delete_is_not_a_change():
 def test_flush_refused_without_matching_confirmation(confirm):
     client = FakeRedis({"k": 1}, db=3)
     with pytest.raises(ProdreadyError) as err:
-        redis_cache_check.run(client, params(flush=True, confirm_flush=confirm))
+        redis_cache_check.check(client, params(flush=True, confirm_flush=confirm))
     assert "flush of Redis db 3 refused: set confirm_flush: 3 to confirm" in str(err.value)
     assert client.keys == {"k": 1}
 
@@ -172,12 +172,25 @@ def test_bad_input_is_a_clear_error(overrides, fragment):
 def test_breach_raises_with_figures():
     client = FakeRedis({})
     with pytest.raises(ProdreadyError) as err:
-        redis_cache_check.run(client, params(max_memory_ratio=0.4, login_port=26379))
+        redis_cache_check.check(client, params(max_memory_ratio=0.4, login_port=26379))
     assert str(err.value) == ("redis_cache_check failed on redis://localhost:26379/0: "
                               "memory 50.0% of maxmemory > 40.0% (500 of 1000 bytes)")
     assert err.value.details["passed"] is False and err.value.details["used_memory"] == 500
 
 
 def test_report_only_does_not_raise():
-    result = redis_cache_check.run(FakeRedis({}), params(max_memory_ratio=0.4, fail_on_breach=False))
+    result = redis_cache_check.check(FakeRedis({}), params(max_memory_ratio=0.4, fail_on_breach=False))
     assert result["passed"] is False and result["breaches"] == ["memory 50.0% of maxmemory > 40.0% (500 of 1000 bytes)"]
+
+
+def test_run_validates_then_connects_then_checks(monkeypatch):
+    from types import SimpleNamespace
+    from ansible_collections.prodready.deploy.plugins.module_utils import _redis
+    client = FakeRedis({"prod_1": 1, "user_1": 1})
+    connected = []
+    monkeypatch.setattr(_redis, "connect", lambda values: connected.append(values) or client)
+    with pytest.raises(ProdreadyError, match="window must be greater than 0 seconds, got 0"):
+        redis_cache_check.run(SimpleNamespace(params=params(window=0), check_mode=False))
+    assert connected == []
+    result = redis_cache_check.run(SimpleNamespace(params=params(invalidate=["prod_*"]), check_mode=True))
+    assert len(connected) == 1 and result["deleted"] == {"prod_*": 1} and len(client.keys) == 2
