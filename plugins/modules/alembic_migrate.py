@@ -239,6 +239,7 @@ duration_s:
 import hashlib
 import json
 import os
+import re
 import shutil
 import struct
 import sys
@@ -258,6 +259,7 @@ from ansible_collections.prodready.deploy.plugins.module_utils._postgres import 
 
 LOCK_NAMESPACE = "prodready.deploy.alembic_migrate"
 LOCK_POLL_S = 0.2
+ENV_VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def lock_key(version_table):
@@ -396,11 +398,47 @@ def as_str(revisions):
     return ",".join(revisions) if revisions else None
 
 
+def argument_spec():
+    """The module's options (the shared PostgreSQL connection options included)."""
+    spec = postgres_connection_argument_spec()
+    spec.update(
+        project_path=dict(type="path"),
+        config=dict(type="path"),
+        script_location=dict(type="str"),
+        python=dict(type="path"),
+        database_url=dict(type="str", no_log=True),
+        url_env_var=dict(type="str", default="DATABASE_URL"),
+        revision=dict(type="str", default="head"),
+        allow_downgrade=dict(type="bool", default=False),
+        lock=dict(type="bool", default=True),
+        lock_timeout=dict(type="float", default=300),
+        version_table=dict(type="str", default="alembic_version"),
+        analyze=dict(type="bool", default=False),
+    )
+    return spec
+
+
+def validate(params):
+    """Refuse values the spec alone does not catch, naming the option and the value, before
+    any file is read or program run (resolve_paths() then checks what exists)."""
+    if not params.get("config") and not params.get("project_path"):
+        raise ProdreadyError("config: set config (path of alembic.ini) or project_path")
+    if not params.get("database_url") and not params.get("db"):
+        raise ProdreadyError("database_url: set database_url or the connection options (db, ...)")
+    if not (params["revision"] or "").strip():
+        raise ProdreadyError("revision: must not be empty (head, base, a revision id, or -N / +N)")
+    if not ENV_VAR_NAME.match(params["url_env_var"] or ""):
+        raise ProdreadyError("url_env_var: %r is not an environment variable name ([A-Za-z_][A-Za-z0-9_]*)"
+                             % params["url_env_var"])
+    if not (params["version_table"] or "").strip():
+        raise ProdreadyError("version_table: must not be empty")
+    if params["lock_timeout"] < 0:
+        raise ProdreadyError("lock_timeout: must be 0 or more seconds, got %s" % params["lock_timeout"])
+
+
 def resolve_paths(module):
     """(config path, project dir, python) checked for existence, with messages naming the option."""
     p = module.params
-    if not p.get("config") and not p.get("project_path"):
-        raise ProdreadyError("config: set config (path of alembic.ini) or project_path")
     if p.get("project_path") and not os.path.isdir(p["project_path"]):
         raise ProdreadyError("project_path: %s is not a directory" % p["project_path"])
     config = p.get("config") or os.path.join(p["project_path"], "alembic.ini")
@@ -422,8 +460,6 @@ def database_target(module):
         if lock_kwargs is None and p["lock"]:
             lock_kwargs = connect_kwargs_from_url(url)
         return url, lock_kwargs
-    if not p.get("db"):
-        raise ProdreadyError("database_url: set database_url or the connection options (db, ...)")
     return sqlalchemy_url(p), connect_kwargs(p)
 
 
@@ -508,6 +544,7 @@ def analyze_tables(module, reader, sql, steps, sql_error):
 def run(module):
     """Plan and run the migration, then ANALYZE; returns the result dict (raises ProdreadyError)."""
     started = time.time()
+    validate(module.params)
     config, project_dir, python = resolve_paths(module)
     url, lock_kwargs = database_target(module)
     reader = Reader(module, python, config, project_dir, url)
@@ -520,25 +557,6 @@ def run(module):
         return result
     finally:
         reader.close()
-
-
-def argument_spec():
-    spec = postgres_connection_argument_spec()
-    spec.update(
-        project_path=dict(type="path"),
-        config=dict(type="path"),
-        script_location=dict(type="str"),
-        python=dict(type="path"),
-        database_url=dict(type="str", no_log=True),
-        url_env_var=dict(type="str", default="DATABASE_URL"),
-        revision=dict(type="str", default="head"),
-        allow_downgrade=dict(type="bool", default=False),
-        lock=dict(type="bool", default=True),
-        lock_timeout=dict(type="float", default=300),
-        version_table=dict(type="str", default="alembic_version"),
-        analyze=dict(type="bool", default=False),
-    )
-    return spec
 
 
 def main():

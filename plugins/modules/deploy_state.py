@@ -158,26 +158,31 @@ def argument_spec():
     )
 
 
+def validate(params):
+    """Refuse values the spec alone does not catch, naming the option and the value."""
+    if params["audit"] is not None and not params["audit_log"]:
+        raise ProdreadyError("audit: an audit event needs audit_log, the file to append it to")
+    if params["audit_log"] and os.path.isdir(params["audit_log"]):
+        raise ProdreadyError("audit_log: %s is a directory, not a file" % params["audit_log"])
+
+
 def write_atomic(path, data, st):
     """Write bytes `data` to `path` atomically, keeping mode and owner (0640 when new)."""
     _atomic.write_atomic(path, data, st, NEW_STATE_MODE, "path")
 
 
-def run(module, now=None):
+def run(module):
     """The module's work for `module.params`; returns the result dict."""
     params = module.params
+    validate(params)
     path = params["path"]
-    if params["audit"] is not None and not params["audit_log"]:
-        raise ProdreadyError("audit: an audit event needs audit_log, the file to append it to")
-    if params["audit_log"] and os.path.isdir(params["audit_log"]):
-        raise ProdreadyError("audit_log: %s is a directory, not a file" % params["audit_log"])
     previous, st = _state_io.read_state_file(path, params["create"])
     state, state_changed = _statefile.merge_update(previous, params["update"])
     # A missing file reads as {}; it is created only when there is something to write.
     write_needed = state_changed
     audit_line = None
     if params["audit"] is not None:
-        audit_line = _state_io.audit_line(params["audit"], now)
+        audit_line = _state_io.audit_line(params["audit"])
     # No `path` key: AnsibleModule would add file attributes to the result (and a `state`).
     result = dict(changed=write_needed or audit_line is not None, state=state,
                   previous=previous, audit_line=audit_line)

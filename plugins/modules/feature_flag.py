@@ -281,8 +281,10 @@ def argument_spec():
     return spec
 
 
-def check_options(params):
-    """Refuse options that do not apply to the chosen backend, naming them."""
+def validate(params):
+    """Refuse options that do not apply to the chosen backend, flag names and values the
+    app could not read, and bad ttls, naming the option and the value; returns the flags as
+    the texts to write (None: remove)."""
     backend = params["backend"]
     if backend == "env_file":
         for name in ("key_prefix", "hash_key", "ttl"):
@@ -293,6 +295,7 @@ def check_options(params):
         if params.get("path") is not None:
             raise ProdreadyError("path applies to backend=env_file only, not to backend=redis")
         flag_ttls(params.get("ttl"), list(params.get("flags") or {}), params.get("hash_key") is not None)
+    return _envfile.validate_flags(params["flags"])
 
 
 def _seconds(value, what):
@@ -508,17 +511,12 @@ def run_redis(module, flags, client):
 
 # ---------------------------------------------------------------- entry point
 
-def run(module, connect_redis=None):
-    """The module's work for the validated `module.params`; returns the result dict.
-
-    `connect_redis(params)` returns the Redis client (default: the shared connect helper).
-    """
-    params = module.params
-    check_options(params)
-    flags = _envfile.validate_flags(params["flags"])
-    if params["backend"] == "env_file":
+def run(module):
+    """The module's work for `module.params`; returns the result dict."""
+    flags = validate(module.params)
+    if module.params["backend"] == "env_file":
         return run_env_file(module, flags)
-    return run_redis(module, flags, (connect_redis or connect)(params))
+    return run_redis(module, flags, connect(module.params))
 
 
 def main():

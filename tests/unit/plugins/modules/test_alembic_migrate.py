@@ -142,6 +142,12 @@ def test_failing_revision_names_revision_and_error(tmp_path):
     (dict(python="/nonexistent/python"), "python: /nonexistent/python is not an executable"),
     (dict(revision="zzz"), "revision: unknown revision 'zzz' (this project has: r1, r2)"),
     (dict(python="/bin/true"), "alembic state under /bin/true exited with rc=0"),
+    (dict(project_path=None), "config: set config (path of alembic.ini) or project_path"),
+    (dict(database_url=None), "database_url: set database_url or the connection options (db, ...)"),
+    (dict(revision=" "), "revision: must not be empty"),
+    (dict(url_env_var="APP-DB"), "url_env_var: 'APP-DB' is not an environment variable name"),
+    (dict(version_table=""), "version_table: must not be empty"),
+    (dict(lock_timeout=-1), "lock_timeout: must be 0 or more seconds, got -1"),
 ])
 def test_bad_input(project, params, message):
     with pytest.raises(ProdreadyError) as info:

@@ -156,10 +156,11 @@ def test_every_returned_key_is_documented_env_file(tmp_path, capsys):
             "env_file", "backup_file", "diff"} <= set(result)
 
 
-def test_every_returned_key_is_documented_redis():
+def test_every_returned_key_is_documented_redis(monkeypatch):
+    monkeypatch.setattr(feature_flag, "connect", lambda params: FakeRedis())
     module = FakeModule(dict(backend="redis", key_prefix="t:", flags={"A": "1"}, ttl=60),
                         diff=True)
-    result = feature_flag.run(module, connect_redis=lambda params: FakeRedis())
+    result = feature_flag.run(module)
     assert "diff" in result
     assert not set(result) - _documented_return_keys() - COMMON_RESULT_KEYS
 
@@ -335,27 +336,29 @@ def test_per_flag_ttl_plan_expires_only_the_named_flag():
     assert plan == ({"LIMIT": "1"}, [], [], False, ["LIMIT"])  # MODE keeps no expiry: none asked for it
 
 
-def test_run_redis_check_mode_writes_nothing():
+def test_run_redis_check_mode_writes_nothing(monkeypatch):
     server = FakeRedis()
     server.data["t:A"] = "0"
+    monkeypatch.setattr(feature_flag, "connect", lambda params: server)
     module = FakeModule(dict(backend="redis", key_prefix="t:", flags={"A": True, "B": 1}),
                         check_mode=True)
-    result = feature_flag.run(module, connect_redis=lambda params: server)
+    result = feature_flag.run(module)
     assert result["changed"] is True
     assert result["previous"] == {"A": "0", "B": None}
     assert result["current"] == {"A": "true", "B": "1"}
     assert server.writes == []
 
 
-def test_run_redis_state_absent_and_revert():
+def test_run_redis_state_absent_and_revert(monkeypatch):
     server = FakeRedis()
     server.data["h"] = {"A": "1", "OTHER": "x"}
+    monkeypatch.setattr(feature_flag, "connect", lambda params: server)
     module = FakeModule(dict(backend="redis", hash_key="h", flags={"A": "z"}, state="absent"))
-    result = feature_flag.run(module, connect_redis=lambda params: server)
+    result = feature_flag.run(module)
     assert result["previous"] == {"A": "1"} and result["current"] == {"A": None}
     assert server.data["h"] == {"OTHER": "x"}
     revert = FakeModule(dict(backend="redis", hash_key="h", flags=result["previous"]))
-    feature_flag.run(revert, connect_redis=lambda params: server)
+    feature_flag.run(revert)
     assert server.data["h"] == {"A": "1", "OTHER": "x"}
 
 
