@@ -120,15 +120,15 @@ def rs(sandbox, tmp_path_factory, app_python):
         "app_stop_timeout": 15,
         # Runbook 003: no new signals, wait until (here: at most one) open position, the
         # startup line, the same health before and after.
-        "blue_green_restart_maintenance_file": str(maintenance),
-        "blue_green_restart_drain_field": "positions",
-        "blue_green_restart_drain_max": 1,
-        "blue_green_restart_drain_timeout": 90,
-        "blue_green_restart_drain_interval": 0.2,
-        "blue_green_restart_log_line": "Recovery successful",
+        "restart_maintenance_file": str(maintenance),
+        "restart_drain_field": "positions",
+        "restart_drain_max": 1,
+        "restart_drain_timeout": 90,
+        "restart_drain_interval": 0.2,
+        "restart_log_line": "Recovery successful",
         # Guards, not measures: on a loaded 2-core machine the app's imports alone take tens of seconds.
-        "blue_green_restart_log_timeout": 120,
-        "blue_green_restart_compare_fields": ["status", "positions"],
+        "restart_log_timeout": 120,
+        "restart_compare_fields": ["status", "positions"],
     }
     inventory = base / "hosts.yml"
     inventory.write_text(yaml.safe_dump({"all": {"hosts": {"rs1": host_vars}}}))
@@ -221,7 +221,7 @@ def test_upgrade_drains_positions_then_stops_then_awaits_recovery(rs):
         # Runbook 003's "Recovery successful: loaded X positions in Yms", Y judged (< 100 ms
         # there; a limit no loaded CI machine reaches here, the failing side has its own test).
         runner = threading.Thread(target=lambda: result.update(proc=deploy(
-            rs, "1.1.0", blue_green_restart_log_line=RECOVERY_LINE, blue_green_restart_log_max=60000)), daemon=True)
+            rs, "1.1.0", restart_log_line=RECOVERY_LINE, restart_log_max=60000)), daemon=True)
         runner.start()
         # The deploy builds the release, then turns maintenance on and waits for the drain.
         deadline = time.monotonic() + 900  # a guard, not a measure: the release is built first
@@ -258,7 +258,7 @@ def test_upgrade_drains_positions_then_stops_then_awaits_recovery(rs):
     flat = proc.flat
     assert 'health before/after the restart: status "healthy" -> "healthy", positions 1 -> 1' in flat
     recovery = re.search(r'startup line: "[^"]*Recovery successful: loaded 1 positions in (\d+)ms", '
-                         r'value (\d+\.\d+) <= 60000 \(blue_green_restart_log_max\)', flat)
+                         r'value (\d+\.\d+) <= 60000 \(restart_log_max\)', flat)
     assert recovery and float(recovery.group(1)) == float(recovery.group(2)), flat[flat.find("startup line"):][:500]
     assert direct_health(rs)["positions"] == 1
     log = (rs["app_root"] / "logs" / "blue.log").read_text()
@@ -273,8 +273,8 @@ def test_startup_line_that_never_comes_brings_the_previous_release_back(rs):
     with ProcessWatcher(rs) as watcher:
         # A startup line only the previous release prints: 1.2.0 never logs it, 1.1.0 does
         # when it is started again.
-        proc = deploy(rs, "1.2.0", blue_green_restart_log_line="sampleapp 1[.]1[.]0 [(]good[)] ready",
-                      blue_green_restart_log_timeout=60)
+        proc = deploy(rs, "1.2.0", restart_log_line="sampleapp 1[.]1[.]0 [(]good[)] ready",
+                      restart_log_timeout=60)
     assert proc.returncode != 0
     assert "stopped in phase restart_start" in proc.flat
     assert 'rsapp-blue (1.2.0) never logged "sampleapp 1[.]1[.]0 [(]good[)] ready" within 60 s' in proc.flat
@@ -289,12 +289,12 @@ def test_startup_line_that_never_comes_brings_the_previous_release_back(rs):
 
 
 def test_a_recovery_slower_than_its_limit_brings_the_previous_release_back(rs):
-    # blue_green_restart_log_max -1: no recovery is fast enough, so the judged path fails.
-    proc = deploy(rs, "1.2.0", blue_green_restart_log_line=RECOVERY_LINE, blue_green_restart_log_max=-1)
+    # restart_log_max -1: no recovery is fast enough, so the judged path fails.
+    proc = deploy(rs, "1.2.0", restart_log_line=RECOVERY_LINE, restart_log_max=-1)
     assert proc.returncode != 0
     assert "stopped in phase restart_start" in proc.flat
     assert re.search(r'rsapp-blue \(1\.2\.0\) logged "[^"]*Recovery successful: loaded 1 positions in \d+ms": '
-                     r'\d+\.\d+ > -1 \(blue_green_restart_log_max\)', proc.flat), proc.output[-4000:]
+                     r'\d+\.\d+ > -1 \(restart_log_max\)', proc.flat), proc.output[-4000:]
     assert "Service: previous release 1.1.0 restarted on blue, maintenance off" in proc.flat
     assert_serving_alone(rs, "1.1.0")
     assert state(rs)["last_failure"]["version"] == "1.2.0"
@@ -305,7 +305,7 @@ def test_drain_timeout_stops_nothing(rs):
     try:
         with ProcessWatcher(rs) as watcher:
             before = watcher.pids()
-            proc = deploy(rs, "1.2.0", blue_green_restart_drain_timeout=1)
+            proc = deploy(rs, "1.2.0", restart_drain_timeout=1)
         assert proc.returncode != 0
         assert "drain: positions is 3 after 1 s (wanted <= 1)" in proc.flat
         assert "Service: untouched, 1.1.0 kept running (maintenance off)" in proc.flat
