@@ -51,7 +51,15 @@ options:
     default: tarball
   artifact:
     description:
-      - The tarball on the host (any compression tarfile reads). Required with O(artifact_type=tarball).
+      - The tarball on the host (any compression tarfile reads). With O(artifact_type=tarball),
+        this or O(src) is required.
+    type: path
+  src:
+    description:
+      - The tarball on the controller (a path, or a name found in the play's C(files/)
+        directories). The module's action plugin sends it to the task's temporary directory
+        on the host and builds from there, in the same task; the copy is removed when the
+        task ends. Mutually exclusive with O(artifact).
     type: path
   pip_requirement:
     description:
@@ -150,17 +158,11 @@ seealso:
 """
 
 EXAMPLES = r"""
-- name: Copy the tarball to the host
-  ansible.builtin.copy:
-    src: dist/myapp-1.4.0.tar.gz
-    dest: /srv/myapp/artifacts/myapp-1.4.0.tar.gz
-    mode: "0644"
-
-- name: Build (or reuse) the release from local wheels
+- name: Send the tarball from the controller and build (or reuse) the release from local wheels
   prodready.deploy.release_build:
     path: /srv/myapp/releases/1.4.0
     version: 1.4.0
-    artifact: /srv/myapp/artifacts/myapp-1.4.0.tar.gz
+    src: dist/myapp-1.4.0.tar.gz
     sha256: 9f2c4e0d8b1a7c3e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6
     pip_args: [--no-index, --find-links, /srv/wheels]
   register: release
@@ -170,6 +172,12 @@ EXAMPLES = r"""
     project_path: "{{ release.path }}"
     python: "{{ release.python }}"
     database_url: "{{ vault_database_url }}"
+
+- name: A tarball already on the host
+  prodready.deploy.release_build:
+    path: /srv/myapp/releases/1.4.0
+    version: 1.4.0
+    artifact: /srv/incoming/myapp-1.4.0.tar.gz
 
 - name: A PyPI-packaged server, from a private index, built with pip
   prodready.deploy.release_build:
@@ -295,6 +303,7 @@ def argument_spec():
         version=dict(type="str", required=True),
         artifact_type=dict(type="str", default="tarball", choices=["tarball", "pip"]),
         artifact=dict(type="path"),
+        src=dict(type="path"),
         pip_requirement=dict(type="str"),
         sha256=dict(type="str", default=""),
         strip_components=dict(type="int", default=0),
@@ -318,6 +327,10 @@ def validate(params):
         raise ProdreadyError("path: must be an absolute directory path, got %r" % params["path"])
     if os.path.lexists(path) and not os.path.isdir(path):
         raise ProdreadyError("path: %s exists and is not a directory" % path)
+    if params.get("src"):
+        raise ProdreadyError("src: the tarball on the controller is sent by this module's action plugin, which did "
+                             "not run (call the module as prodready.deploy.release_build from a task), or give "
+                             "artifact, a tarball already on the host")
     if params["strip_components"] < 0:
         raise ProdreadyError("strip_components: must be 0 or more, got %s" % params["strip_components"])
     if params["timeout"] <= 0:

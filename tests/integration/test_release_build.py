@@ -94,6 +94,34 @@ def test_auto_picks_uv_beside_the_module_interpreter_and_a_rerun_reuses_the_rele
     assert checked["changed"] is False and checked["reused"] is True
 
 
+def test_src_on_the_controller_is_sent_and_built_in_the_same_task_and_reused_after(sample, tmp_path):
+    release = tmp_path / "releases" / "1.0.0"
+    args = build_args(sample, release)
+    args["src"] = args.pop("artifact")
+    first = run_module(MODULE, args)
+    assert not first.get("failed"), first.get("msg")
+    assert first["changed"] and first["artifact_src"] == sample["tarball"]
+    assert first["artifact_id"].endswith(sample["sha256"]) and imports(first, "sampleapp").stdout.strip() == "ok"
+    assert first["_stdout"].count("TASK [") == 2  # the build and the result dump: no copy task
+    again = run_module(MODULE, args)
+    assert again["reused"] is True and again["changed"] is False
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"src": "/nonexistent/app-1.0.0.tar.gz"}, "src: cannot find the tarball '/nonexistent/app-1.0.0.tar.gz' on the controller"),
+    ({"src": "TARBALL", "artifact": "TARBALL"}, "src and artifact are mutually exclusive"),
+    ({"src": "TARBALL", "artifact_type": "pip", "pip_requirement": "x==1"}, "src: is a tarball on the controller, but artifact_type is 'pip'"),
+])
+def test_a_bad_src_is_refused_naming_it_and_nothing_is_written(sample, tmp_path, change, message):
+    release = tmp_path / "releases" / "1.0.0"
+    args = build_args(sample, release, sha256="")
+    args.pop("artifact")
+    args.update({k: (sample["tarball"] if v == "TARBALL" else v) for k, v in change.items()})
+    result = run_module(MODULE, args)
+    assert result["failed"] and message in result["msg"], result["msg"]
+    assert not release.exists()
+
+
 def test_check_mode_predicts_a_build_and_changes_nothing(sample, tmp_path):
     release = tmp_path / "releases" / "1.0.0"
     result = run_module(MODULE, build_args(sample, release), check=True)
