@@ -8,8 +8,10 @@ The hosts see nothing of the controller: releases are built on each host by its 
 (Debian's 3.11.2, not the controller's) from the artifact and a wheel cache copied there.
 Specification of DESIGN's "fleet model": first deploy, an upgrade moved by one batch of
 runtime commands (blue_green_switch_mode fleet) under load with no failed request and one
-backup for the whole deploy, a failing gate that moves the whole fleet back at once, and a
-warm rollback.
+backup for the whole deploy, a failing gate that moves the whole fleet back at once, a
+rollback that starts the previous release again after one downgrade of the database, and,
+after the upgrade is deployed again, a restore rollback: the deploy's own backup restored
+once, on the backup host, while every host's servers are in maintenance.
 """
 
 import json
@@ -24,7 +26,7 @@ import pytest
 import yaml
 
 import demo_app
-from apptools import create_app_db, drop_db
+from apptools import create_app_db, drop_db, superuser_conn
 from bluegreen_tools import LoadLoop, db_revision
 from helpers import ROOT, run_playbook
 
@@ -151,7 +153,18 @@ def site(fleet, sandbox, tmp_path_factory):  # pylint: disable=redefined-outer-n
     yield {"fleet": fleet, "sandbox": sandbox, "inventory": inventory, "db": db,
            "router": yaml.safe_load(fleet.inventory.read_text())["all"]["vars"]["fleet_router_url"]}
     forget_app(fleet)
-    drop_db(sandbox, db)
+    for name in databases_of(sandbox, db):  # a restore keeps the replaced one as <db>_replaced_<stamp>
+        drop_db(sandbox, name)
+
+
+def databases_of(sandbox, db):
+    """`db` and the databases a restore left beside it (`<db>_replaced_<stamp>`...)."""
+    conn = superuser_conn(sandbox)
+    with conn.cursor() as cur:
+        cur.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", (db + "%",))
+        names = [row[0] for row in cur.fetchall()]
+    conn.close()
+    return names
 
 
 def forget_app(fleet_):
@@ -167,6 +180,23 @@ def forget_app(fleet_):
 def play(site_, playbook, **extra):
     return run_playbook(ROOT / "playbooks" / playbook, inventory=site_["inventory"], timeout=1200,
                         extra_vars=dict({"deploy_hosts": ",".join(HOSTS), "deploy_preflight": False}, **extra))
+
+
+def audit_of(fleet_, host):
+    return [json.loads(line) for line in fleet_.host_path(host, APP_ROOT + "/audit.log").read_text().splitlines()]
+
+
+def purchase_orders(site_, write=0):
+    """Rows of the sample app's purchase_orders, after writing `write` more."""
+    conn = superuser_conn(site_["sandbox"], site_["db"])
+    with conn.cursor() as cur:
+        if write:
+            cur.execute("INSERT INTO purchase_orders (buyer_company_id, seller_company_id, product_id) "
+                        "SELECT 1, 2, 1 FROM generate_series(1, %s)", (write,))
+        cur.execute("SELECT count(*) FROM purchase_orders")
+        rows = cur.fetchone()[0]
+    conn.close()
+    return rows
 
 
 def served(site_, requests_count=20):
@@ -225,10 +255,54 @@ def test_a_failing_gate_through_the_router_moves_the_whole_fleet_back_at_once(si
         assert st["live_version"] == "1.1.0" and st["last_failure"]["version"] == "1.2.1"
 
 
-def test_a_warm_rollback_over_ssh_puts_every_host_back_on_the_previous_version(site):
-    proc = play(site, "rollback.yml")
+def test_a_rollback_over_ssh_starts_the_previous_release_on_every_host_after_one_downgrade(site):
+    # blue ran the failed 1.2.1 and was stopped: 1.0.0 starts from releases/ on every host,
+    # after the database went back to the revision every host's state records (one downgrade).
+    proc = play(site, "rollback.yml", rollback_db="downgrade")
     assert proc.returncode == 0, proc.output[-4000:]
+    assert "start 1.0.0 from releases/ on blue" in proc.flat
+    downgrade = proc.output.split("TASK [prodready.deploy.rollback : Downgrade the database")[1].split("TASK [")[0]
+    assert [line for line in downgrade.splitlines() if line.startswith(("ok:", "changed:", "fatal:"))] == [
+        "changed: [h1] => (item=alembic.ini -> 0002)"], downgrade
     assert served(site) == {"1.0.0"}
     assert taking_traffic(site["fleet"]) == ["h1-blue", "h2-blue"]
+    assert db_revision(site["sandbox"], site["db"]) == "0002"
     for host in HOSTS:
         assert state_of(site["fleet"], host)["live_version"] == "1.0.0"
+
+
+def test_a_restore_rollback_over_ssh_restores_the_deploys_backup_once_on_the_backup_host(site):
+    fleet_ = site["fleet"]
+    kept = purchase_orders(site, write=3)  # written before the deploy: the restore keeps them
+    proc = play(site, "deploy.yml", app_version="1.1.0")
+    assert proc.returncode == 0, proc.output[-4000:]
+    assert served(site) == {"1.1.0"} and db_revision(site["sandbox"], site["db"]) == "0003"
+    backup = state_of(fleet_, "h1")["backup_path"]
+    assert {state_of(fleet_, host)["backup_path"] for host in HOSTS} == {backup}
+    assert purchase_orders(site, write=5) == kept + 5  # written after the backup: discarded
+
+    proc = play(site, "rollback.yml", rollback_db="restore")
+    assert proc.returncode == 0, proc.output[-4000:]
+    assert served(site) == {"1.0.0"}
+    assert taking_traffic(fleet_) == ["h1-blue", "h2-blue"]
+    assert db_revision(site["sandbox"], site["db"]) == "0002"
+    assert purchase_orders(site) == kept
+    # Restored once for the fleet, on the backup host from its own file (h2 has no copy):
+    # one result, h1's, not delegated elsewhere (that would read "[h1 -> h2]").
+    restore_task = proc.output.split("TASK [prodready.deploy.rollback : Restore the pre-deploy backup")[1].split("TASK [")[0]
+    assert [line for line in restore_task.splitlines() if line.startswith(("ok:", "changed:", "fatal:"))] == [
+        "changed: [h1]"], restore_task
+    assert fleet_.host_path("h1", backup).is_file() and not fleet_.host_path("h2", backup).exists()
+    assert 'discarded: {"purchase_orders": 5}' in proc.flat
+    for host in HOSTS:
+        st = state_of(fleet_, host)
+        assert st["live_version"] == "1.0.0" and st["db_revisions"] == ["0002"], st
+        last = st["last_rollback"]
+        assert last["db"] == "restore" and last["from"] == "1.1.0" and last["unavailable_s"] > 0, last
+        assert last["discarded_rows"] == {"purchase_orders": 5}
+        assert last["replaced_db"].startswith(site["db"] + "_replaced_")
+        events = [e for e in audit_of(fleet_, host) if e.get("action") == "rollback"]
+        database = [e for e in events if e.get("step") == "database"][-1]
+        assert database["method"] == "restore" and database["backup"] == backup, database
+        assert database["discarded_rows"] == {"purchase_orders": 5}
+        assert events[-1]["step"] == "finalize" and events[-1]["version"] == "1.0.0" and events[-1]["db"] == "restore"
