@@ -26,9 +26,10 @@ LAYOUTS = {
 
 # Phases whose marker also sets what the phase needs first (no task of their own for it).
 MARKERS = {
-    "lock": ("Identify this run and start phase lock", [
+    "lock": ("Identify this run (one id for the whole deploy) and start phase lock", [
         ("_blue_green_run_id",
-         "\"{{ _blue_green_run_id | default(now(utc=true).strftime('%Y%m%dT%H%M%S') ~ '-' ~ (999999 | random)) }}\""),
+         ">-\n      {{ _blue_green_run_id | default(hostvars[ansible_play_hosts_all[0]]._blue_green_run_id)\n"
+         "         | default(now(utc=true).strftime('%Y%m%dT%H%M%S') ~ '-' ~ (999999 | random), true) }}"),
         ("_blue_green_locked", "false"), ("_blue_green_started", "false"), ("_blue_green_switched", "false"),
         ("_blue_green_migrated", "false")]),
     "start": ("Phase start, the idle color described (app_start_command(s) use it, the gates read it)", [
@@ -48,11 +49,19 @@ HEADER = """---
 """
 
 
+# The run id is drawn once for the batch (run_once gives the facts to every host of it) and
+# read by later `serial` batches from the play's first host: one id per deploy in every
+# host's state, audit line and backup label.
+RUN_ONCE = {"lock"}
+
+
 def marker(phase):
     name, facts = MARKERS.get(phase, ("Phase " + phase, []))
     noqa = "  # noqa: var-naming[no-role-prefix]" if any(k.startswith("app_") for k, _ in facts) else ""
     lines = ["- name: %s%s" % (name, noqa), "  ansible.builtin.set_fact:", "    blue_green_phase: %s" % phase]
     lines += ["    %s: %s" % fact for fact in facts]
+    if phase in RUN_ONCE:
+        lines.append("  run_once: true")
     return "\n".join(lines) + "\n"
 
 

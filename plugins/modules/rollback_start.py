@@ -118,6 +118,13 @@ options:
     choices: [none, downgrade, restore]
     default: none
     aliases: [db]
+  has_database:
+    description:
+      - Whether the app has a database (the C(rollback) role passes C(app_database) not empty).
+        O(db_rollback) other than V(none) needs one; the request is refused before anything
+        is touched otherwise.
+    type: bool
+    default: true
   router:
     description:
       - The router in front of the colors. With V(nginx) the module never switches (the
@@ -267,6 +274,7 @@ audit_line:
 """
 
 import os
+import re
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -296,6 +304,7 @@ def argument_spec():
         probe_timeout=dict(type="float", default=2),
         switch=dict(type="bool", default=True),
         db_rollback=renamed_from(dict(type="str", default="none", choices=["none", "downgrade", "restore"]), "db"),
+        has_database=dict(type="bool", default=True),
         router=dict(type="str", default="haproxy", choices=["haproxy", "nginx"]),
         admin_socket=dict(type="path"),
         admin_address=dict(type="str"),
@@ -309,8 +318,21 @@ def argument_spec():
 MUTUALLY_EXCLUSIVE = [["admin_socket", "admin_address"]]
 
 
+# A version as blue_green accepts it: what a release directory may be named.
+VERSION_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+_-]*$")
+
+
 def validate(params):
     """Refuse values the spec alone does not catch, naming the option and the value."""
+    if params["to"] and not VERSION_RE.match(params["to"]):
+        raise ProdreadyError("to: %r is not a version (letters, digits and . + _ -, starting with a letter or digit)"
+                             % params["to"])
+    if params["db_rollback"] == "restore" and params["router"] != "haproxy":
+        raise ProdreadyError("db_rollback: restore needs router haproxy (every server in maint makes the 503 "
+                             "window), got router %s" % params["router"])
+    if params["db_rollback"] != "none" and not params["has_database"]:
+        raise ProdreadyError("db_rollback: %s needs the app's database, and it has none (has_database false)"
+                             % params["db_rollback"])
     if params["switch"] and params["router"] == "haproxy":
         if not params["admin_socket"] and not params["admin_address"]:
             raise ProdreadyError("admin_socket, admin_address: one is required to switch haproxy "

@@ -70,6 +70,10 @@ def test_a_failing_batch_switches_the_earlier_batches_back(fleet, failed_rollout
     for host in ("h1", "h2"):
         events = [(e["action"], e["result"], e.get("version")) for e in read_audit(fleet["roots"][host])]
         assert events[-2:] == [("deploy", "success", "1.1.0"), ("fleet_revert", "reverted", "1.1.0")], events
+    # One run id for the whole deploy, batch after batch, in every host's audit lines.
+    run_ids = {e["run_id"] for host in HOSTS for e in read_audit(fleet["roots"][host])
+               if e.get("version") == "1.1.0" and e["action"] in ("deploy", "fleet_revert")}
+    assert len(run_ids) == 1 and "" not in run_ids, run_ids
     assert "stopped in phase release" in out and "refusing to build a release from it" in out
     assert "Fleet: switched back h1, h2, database rolled back by downgrade from h1." in out
     # Every router serves the previous version again, on the previous schema.

@@ -199,6 +199,21 @@ def test_a_bad_db_rollback_is_refused_naming_the_option(capsys, tmp_path):
     assert "db_rollback" in result["msg"] and "drop" in result["msg"]
 
 
+@pytest.mark.parametrize("args, message", [
+    (dict(to="1.0 rc"), "to: '1.0 rc' is not a version"),
+    (dict(to="-1"), "to: '-1' is not a version"),
+    (dict(db_rollback="restore", router="nginx"), "db_rollback: restore needs router haproxy"),
+    (dict(db_rollback="downgrade", has_database=False), "db_rollback: downgrade needs the app's database"),
+])
+def test_a_bad_request_is_refused_before_the_lock_naming_the_option(capsys, tmp_path, args, message):
+    (tmp_path / "state.json").write_text(json.dumps({"live_version": "1.1.0", "previous_version": "1.0.0"}))
+    result = run_main(capsys, dict(state_path=str(tmp_path / "state.json"), lock_path=str(tmp_path / "deploy.lock"),
+                                   run_id="r1", colors={"blue": {"port": 1}, "green": {"port": 2}}, switch=False,
+                                   **args))
+    assert result["failed"] is True and result["msg"].startswith(message), result["msg"]
+    assert not (tmp_path / "deploy.lock").exists()
+
+
 def test_a_failed_switch_over_tcp_names_the_admin_address(capsys, tmp_path, version_server):
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
