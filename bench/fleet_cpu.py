@@ -137,7 +137,10 @@ def deploy(sb, base, label, count, dist, venv, forks, reports, router, cprofile=
                                        {"app_version": "1.0.0", "deploy_hosts": "all"},
                                        counts=base / ("%s.jsonl" % label) if counts else None, env=env, cprofile=cprofile)
         if not result.ok:
-            raise SystemExit("deploy to %d hosts failed:\n%s" % (count, result.output[-5000:]))
+            lines = result.output.splitlines()
+            first = next((i for i, line in enumerate(lines) if line.startswith(("fatal:", "failed:"))), len(lines))
+            raise SystemExit("deploy to %d hosts failed; the first failure:\n%s\n...\n%s" % (
+                count, "\n".join(lines[max(0, first - 3):first + 12]), result.output[-3000:]))
         return result
     finally:
         fleet_deploy.retire(sb, ["bc" + name for name in names])
