@@ -35,7 +35,7 @@ from ansible_collections.prodready.deploy.plugins.module_utils._errors import Pr
 from ansible_collections.prodready.deploy.plugins.module_utils import _backup_files as bf
 from ansible_collections.prodready.deploy.plugins.module_utils import _backup_store as store
 from ansible_collections.prodready.deploy.plugins.module_utils._pg_programs import (
-    check_trailer, dump_argv, parse_client_version, tail)
+    check_trailer, dump_argv, exit_text, parse_client_version, tail)
 from ansible_collections.prodready.deploy.plugins.module_utils._postgres import (
     DB_ERRORS, connect, describe_target, find_client_bin)
 
@@ -69,7 +69,7 @@ class Runner(object):
         self.record(argv)
         rc, out, err = self.module.run_command(argv, environ_update=client_env.updates)
         if rc != 0:
-            raise ProdreadyError("%s failed (rc=%d): %s" % (what, rc, tail(err or out)),
+            raise ProdreadyError("%s failed (%s)" % (what, exit_text(rc, err or out)),
                                  executed_commands=self.executed)
         return out
 

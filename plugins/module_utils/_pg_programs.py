@@ -15,6 +15,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import re
+import signal
 
 from ansible.module_utils.common.text.converters import to_native
 
@@ -28,6 +29,33 @@ def tail(text, limit=STDERR_LIMIT):
     """Last `limit` characters of a program's error output, stripped."""
     text = to_native(text or "").strip()
     return text[-limit:] if len(text) > limit else text
+
+
+# Signals a client program is killed by when a limit is hit, and what that limit is.
+SIGNAL_CAUSES = {
+    "SIGXFSZ": "the file size limit (ulimit -f) was exceeded",
+    "SIGXCPU": "the CPU time limit (ulimit -t) was exceeded",
+    "SIGKILL": "killed (out of memory, or by an operator)",
+    "SIGSEGV": "crashed",
+    "SIGPIPE": "its output was closed",
+    "SIGTERM": "terminated",
+}
+
+
+def exit_text(rc, output):
+    """Why a client program failed, from its return code and output: a negative `rc` is the
+    signal that killed it (run_command's convention), named with its usual cause."""
+    if rc is not None and rc < 0:
+        try:
+            name = signal.Signals(-rc).name
+        except ValueError:
+            name = "signal %d" % -rc
+        cause = SIGNAL_CAUSES.get(name)
+        what = "killed by %s%s" % (name, (": " + cause) if cause else "")
+    else:
+        what = "rc=%s" % rc
+    text = tail(output)
+    return "%s; %s" % (what, text) if text else "%s, no output" % what
 
 
 def parse_client_version(text):

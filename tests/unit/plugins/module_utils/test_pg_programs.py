@@ -98,3 +98,14 @@ def test_check_trailer(last_bytes, ok):
 ])
 def test_tail(text, limit, expected):
     assert programs.tail(text, limit) == expected
+
+
+@pytest.mark.parametrize("rc, output, text", [
+    (1, "pg_dump: error: connection to server failed\n", "rc=1; pg_dump: error: connection to server failed"),
+    (-25, "", "killed by SIGXFSZ: the file size limit (ulimit -f) was exceeded, no output"),
+    (-9, "partial\n", "killed by SIGKILL: killed (out of memory, or by an operator); partial"),
+    (-10, "", "killed by SIGUSR1, no output"),
+    (2, "", "rc=2, no output"),
+])
+def test_exit_text_names_the_signal_that_killed_a_client_and_its_cause(rc, output, text):
+    assert programs.exit_text(rc, output) == text
