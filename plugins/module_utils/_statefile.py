@@ -48,6 +48,33 @@ def parse_state(data, path):
     return value
 
 
+# The state keys the roles read, and what each must hold (None removes a key, always allowed).
+# Other keys are the caller's own and are written as given.
+TEXT_KEYS = ("host", "app", "live_color", "live_version", "previous_color", "previous_version", "artifact",
+             "backup_path", "backup_host", "schema_dump_path", "deployed_at")
+LIST_KEYS = ("db_revisions_before", "db_revisions", "history")
+DICT_KEYS = ("last_failure", "last_rollback")
+
+
+def check_update(update):
+    """'' when `update` holds values of the right shape for the keys the roles read, else
+    what is wrong, naming the key (update.colors: ...)."""
+    for key, value in sorted((update or {}).items()):
+        if value is None:
+            continue
+        if key == "colors":
+            if not isinstance(value, dict) or not all(
+                    isinstance(k, str) and (v is None or isinstance(v, str)) for k, v in value.items()):
+                return "update.colors: must map each color to the version it runs (or null), got %r" % (value,)
+        elif key in TEXT_KEYS and not isinstance(value, str):
+            return "update.%s: must be text, got %r" % (key, value)
+        elif key in LIST_KEYS and not isinstance(value, list):
+            return "update.%s: must be a list, got %r" % (key, value)
+        elif key in DICT_KEYS and not isinstance(value, dict):
+            return "update.%s: must be a mapping, got %r" % (key, value)
+    return ""
+
+
 def merge_update(state, update):
     """(new state, changed) after merging `update` into `state` at the top level.
 

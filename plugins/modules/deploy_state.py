@@ -164,6 +164,9 @@ def validate(params):
         raise ProdreadyError("audit: an audit event needs audit_log, the file to append it to")
     if params["audit_log"] and os.path.isdir(params["audit_log"]):
         raise ProdreadyError("audit_log: %s is a directory, not a file" % params["audit_log"])
+    problem = _statefile.check_update(params["update"])
+    if problem:
+        raise ProdreadyError(problem)
 
 
 def write_atomic(path, data, st):

@@ -83,3 +83,16 @@ def test_render_audit_line_is_one_line():
 def test_render_state_round_trips():
     state = {"b": 1, "a": {"x": None}}
     assert _statefile.parse_state(_statefile.render_state(state), "p") == state
+
+
+@pytest.mark.parametrize("update, problem", [
+    ({"colors": {"blue": "1.0.0", "green": None}, "live_version": "1.0.0", "history": ["1.0.0"],
+      "last_failure": None, "my_own_key": 3}, ""),
+    ({"colors": "notadict"}, "update.colors: must map each color to the version it runs (or null), got 'notadict'"),
+    ({"colors": {"blue": 1}}, "update.colors: must map each color to the version it runs (or null), got {'blue': 1}"),
+    ({"live_version": 1.1}, "update.live_version: must be text, got 1.1"),
+    ({"db_revisions_before": "0002"}, "update.db_revisions_before: must be a list, got '0002'"),
+    ({"last_rollback": "yes"}, "update.last_rollback: must be a mapping, got 'yes'"),
+])
+def test_check_update_names_the_key_whose_value_has_the_wrong_shape(update, problem):
+    assert _statefile.check_update(update) == problem
