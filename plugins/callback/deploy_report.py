@@ -202,9 +202,12 @@ def summarize_module(module, data):
                 _percent(data["hit_ratio"]), (data.get("hits") or 0) + (data.get("misses") or 0)))
         if data.get("ping_ms") is not None:
             measured.append("ping %s ms" % data["ping_ms"])
-        event["text"] = "cache gate %s%s%s" % ("passed" if data.get("passed", True) else "FAILED",
+        # A check that could not run (Redis unreachable) has no verdict: its failure is the verdict.
+        event["passed"] = bool(data.get("passed", not data.get("failed", False)))
+        event["text"] = "cache gate %s%s%s" % ("passed" if event["passed"] else "FAILED",
                                                ": %s" % ", ".join(measured) if measured else "",
-                                               " (%s)" % data["reason"] if data.get("reason") else "")
+                                               " (%s)" % (data.get("reason") or data.get("msg"))
+                                               if data.get("reason") or (data.get("failed") and data.get("msg")) else "")
         return event
     if module == "router_switch":
         return _summarize_router_switch(data)

@@ -46,6 +46,10 @@ def test_module_name(action, expected):
      "gate", {"gate": "redis_cache_check", "hit_ratio": 0.1}, "cache gate FAILED: hit ratio 10.0% over 200 lookups (hit ratio 10.0% < 60.0%)"),
     ("redis_cache_check", {"passed": True, "reason": "", "hit_ratio": None, "ping_ms": 0.4},
      "gate", {"gate": "redis_cache_check", "passed": True}, "cache gate passed: ping 0.4 ms"),
+    # Redis unreachable: no verdict in the result, the task failed.
+    ("redis_cache_check", {"failed": True, "msg": "cannot connect to Redis at 127.0.0.1:6379: timed out"},
+     "gate", {"gate": "redis_cache_check", "passed": False},
+     "cache gate FAILED (cannot connect to Redis at 127.0.0.1:6379: timed out)"),
     ("rollback_start", {"state_found": True, "target": "1.0.0", "color": "blue", "warm": True, "switched": True,
                         "noop": False, "switch": {"previous_live": "green", "switch_ms": 12.5}, "state": {"x": 1}},
      "router_switch", {"target": "1.0.0", "previous_live": "green"}, "rollback to 1.0.0: router green -> blue in 12.5 ms (warm)"),
