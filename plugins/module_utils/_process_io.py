@@ -328,6 +328,10 @@ class Supervisor(object):
         self._proxy = None
         self._reloaded = None
 
+    def definition_files(self):
+        """The files an earlier start wrote, which a resume needs."""
+        return [self.program_file]
+
     def wanted_files(self):
         return [dict(path=self.program_file, data=pm.render_supervisor_program(self.spec), mode=0o600,
                      mask=pm.mask_supervisor_program, option="supervisor_conf_dir")]
@@ -472,6 +476,11 @@ class Systemd(object):
         self.systemctl = module.get_bin_path("systemctl", required=True)
         self._stale = False
 
+    def definition_files(self):
+        """The files an earlier start wrote, which a resume needs."""
+        colors_dir = self.spec.get("colors_dir") or ""
+        return [self.unit_file, self.program_file, os.path.join(colors_dir, self.spec["color"] + ".sh")]
+
     def wanted_files(self):
         colors_dir = self.spec["colors_dir"]
         return [dict(path=self.program_file, data=pm.render_systemd_env(self.spec), mode=0o600,
@@ -566,13 +575,19 @@ def _probe_record(prober):
                 elapsed_s=None)
 
 
-def start_color(manager, spec, prober, check_mode, restart, clock=time.monotonic, sleep=time.sleep):
-    """Write the color's files, (re)start it when needed and wait until it serves.
+def start_color(manager, spec, prober, check_mode, restart, clock=time.monotonic, sleep=time.sleep, resume=False):
+    """Write the color's files, (re)start it when needed and wait until it serves. With
+    `resume`, the files an earlier start wrote are used as they are (none is written).
 
     Returns the result dict; raises ProdreadyError with the same keys when it does not come up.
     """
     began = clock()
-    planned = plan_files(manager.wanted_files())
+    if resume:
+        missing = [path for path in manager.definition_files() if not os.path.exists(path)]
+        if missing:
+            raise ProdreadyError("state=resumed: %s has no definition to start (%s missing): start it with "
+                                 "state=started and its command" % (manager.label, ", ".join(missing)))
+    planned = [] if resume else plan_files(manager.wanted_files())
     result = dict(changed=False, actions=[], program_file=manager.program_file, probe=_probe_record(prober),
                   files_changed=[item["path"] for item in planned if item["changed"] or item["mode_changed"]],
                   diff=file_diffs(planned))

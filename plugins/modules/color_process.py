@@ -50,10 +50,14 @@ options:
         When it already does, nothing changes. Otherwise the files are written, the color
         is stopped if it runs, the new definition loaded and the color started and awaited.
       - V(restarted) does the same, and restarts a color that already serves.
+      - V(resumed) starts the color from the definition an earlier start wrote (no file is
+        written, O(command) and O(directory) are not needed) and waits until it serves
+        O(version), like V(started); refused when that definition is missing. A fleet's
+        switch-back uses it to bring a stopped previous color back.
       - V(stopped) stops the color (SIGTERM to its process group, a kill after
         O(stop_timeout)) and waits for O(port) to close. The definition files stay.
     type: str
-    choices: [started, stopped, restarted]
+    choices: [started, stopped, restarted, resumed]
     default: started
   process_manager:
     description:
@@ -324,7 +328,7 @@ def argument_spec():
     return dict(
         name=dict(type="str", required=True),
         color=dict(type="str", required=True),
-        state=dict(type="str", default="started", choices=["started", "stopped", "restarted"]),
+        state=dict(type="str", default="started", choices=["started", "stopped", "restarted", "resumed"]),
         process_manager=dict(type="str", default="systemd", choices=["supervisor", "systemd"]),
         command=dict(type="str"),
         directory=dict(type="path"),
@@ -413,7 +417,8 @@ def run(module):
             result = _stop(module, manager, spec)
         else:
             result = _process_io.start_color(manager, spec, prober, module.check_mode,
-                                             module.params["state"] == "restarted")
+                                             module.params["state"] == "restarted",
+                                             resume=module.params["state"] == "resumed")
     except ProdreadyError as exc:
         exc.details.update(program=program, elapsed_s=round(time.monotonic() - began, 3))
         if not module._diff:

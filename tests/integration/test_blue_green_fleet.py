@@ -54,7 +54,9 @@ def fleet(sandbox, tmp_path_factory, app_python):
 
 @pytest.fixture(scope="module")
 def failed_rollout(fleet):
-    return deploy(fleet["inventory"], "1.1.0", deploy_serial=1)
+    # The hosts that went live stop their previous color (blue_green_old_color stop): switched
+    # back, they bring it back first from its own definition (color_process state resumed).
+    return deploy(fleet["inventory"], "1.1.0", deploy_serial=1, blue_green_old_color="stop")
 
 
 def test_first_deploy_reaches_every_host(fleet):

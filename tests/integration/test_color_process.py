@@ -211,6 +211,25 @@ def test_a_color_that_reports_its_version_serves_only_once_its_readiness_path_an
     assert result["probe"]["ok"] and requests.get(probe["ready_url"], timeout=2).status_code == 200
 
 
+def test_a_stopped_color_resumes_from_its_own_definition_and_none_is_refused(sandbox, color):
+    args = color["args"]("1.0.0")
+    resume = {k: v for k, v in args.items() if k not in ("command", "directory", "environment")}
+    resume["state"] = "resumed"
+    refused = run_module("color_process", resume)
+    assert refused["failed"] and refused["msg"].startswith(
+        "state=resumed: %s has no definition to start (%s missing)" % (color["program"], color["program_file"]))
+    assert not run_module("color_process", args).get("failed")
+    stopped = run_module("color_process", dict(resume, state="stopped"))
+    assert stopped["state"] == "STOPPED", stopped.get("msg")
+    mode = os.stat(color["program_file"]).st_mtime_ns
+    resumed = run_module("color_process", resume)
+    assert not resumed.get("failed"), resumed.get("msg")
+    assert resumed["actions"] == ["start"] and resumed["probe"]["version"] == "1.0.0"
+    assert served_version(color["url"]) == "1.0.0" and os.stat(color["program_file"]).st_mtime_ns == mode
+    again = run_module("color_process", resume)
+    assert again["changed"] is False
+
+
 @pytest.mark.parametrize("stubborn", [False, True], ids=["child obeys SIGTERM", "child ignores SIGTERM"])
 def test_stop_ends_the_whole_process_group_and_closes_the_port(sandbox, color, stubborn):
     release = color["release"]("3.0.0")
