@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Write roles/blue_green/tasks/phases_*.yml, the static layout of blue_green's phases.
 
     python3 scripts/blue_green_phases.py [--check]
@@ -57,7 +57,7 @@ RUN_ONCE = {"lock"}
 
 def marker(phase):
     name, facts = MARKERS.get(phase, ("Phase " + phase, []))
-    noqa = "  # noqa: var-naming[no-role-prefix]" if any(k.startswith("app_") for k, _ in facts) else ""
+    noqa = "  # noqa: var-naming[no-role-prefix]" if any(key.startswith("app_") for key, _value in facts) else ""
     lines = ["- name: %s%s" % (name, noqa), "  ansible.builtin.set_fact:", "    blue_green_phase: %s" % phase]
     lines += ["    %s: %s" % fact for fact in facts]
     if phase in RUN_ONCE:

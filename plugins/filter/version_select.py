@@ -15,11 +15,12 @@ description:
     specifier set (for example V(>=2.0,<3)), the first entry whose range contains the
     version. An entry without C(versions) (or with an empty one) holds every version, a
     fallback to put last. Returns V({}) when none matches.
-  - Ranges follow PEP 440, pre-releases included; as PEP 440 says, V(<2.0) does not hold
-    V(2.0.0rc1) and neither does V(>=2.0): start a range at V(>=2.0.dev0) to take 2.0's
-    pre-releases.
+  - Ranges follow PEP 440, pre-releases included. As PEP 440 says, V(<2.0) does not hold
+    V(2.0.0rc1) and neither does V(>=2.0); start a range at V(>=2.0.dev0) to take the
+    pre-releases of 2.0.
   - The roles use it to pick the start command of the release being started
-    (C(app_start_commands)): an app whose command line changed at 2.0 is described once.
+    (C(app_start_commands)), so that an app whose command line changed at 2.0 is described
+    once.
 author:
   - prodready.deploy maintainers (@prodready)
 positional: version
