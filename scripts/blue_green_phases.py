@@ -35,9 +35,7 @@ MARKERS = {
     "start": ("Phase start, the idle color described (app_start_command(s) use it, the gates read it)", [
         ("app_color", "\"{{ _blue_green_idle_color }}\""),
         ("app_color_version", "\"{{ blue_green_version }}\""),
-        ("app_port", "\"{{ app_colors[_blue_green_idle_color].port }}\""),
         ("app_release_dir", "\"{{ blue_green_release_dir }}\""),
-        ("app_venv", "\"{{ blue_green_release_venv }}\""),
         ("_blue_green_started", "true")]),
 }
 

@@ -274,11 +274,11 @@ audit_line:
 """
 
 import os
-import re
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.prodready.deploy.plugins.module_utils._errors import ProdreadyError
+from ansible_collections.prodready.deploy.plugins.module_utils import _deploy_plan
 from ansible_collections.prodready.deploy.plugins.module_utils import _haproxy
 from ansible_collections.prodready.deploy.plugins.module_utils import _haproxy_runtime
 from ansible_collections.prodready.deploy.plugins.module_utils import _http
@@ -318,13 +318,9 @@ def argument_spec():
 MUTUALLY_EXCLUSIVE = [["admin_socket", "admin_address"]]
 
 
-# A version as blue_green accepts it: what a release directory may be named.
-VERSION_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+_-]*$")
-
-
 def validate(params):
     """Refuse values the spec alone does not catch, naming the option and the value."""
-    if params["to"] and not VERSION_RE.match(params["to"]):
+    if params["to"] and not _deploy_plan.VERSION_RE.fullmatch(params["to"]):
         raise ProdreadyError("to: %r is not a version (letters, digits and . + _ -, starting with a letter or digit)"
                              % params["to"])
     if params["db_rollback"] == "restore" and params["router"] != "haproxy":
