@@ -465,18 +465,37 @@ def put(anchor: int, path: str, text: str, mode: int, owner=None) -> bool:
 # --------------------------------------------------------------------------- one host
 
 
+def reclaim_leftover(base: Path, name: str) -> None:
+    """A namespace or veth of host `name` that no fleet.json records: remove it when nothing
+    runs in it any more (what a killed run of another checkout leaves behind: the namespace
+    outlives its processes), refuse it while a process still does (another fleet is up)."""
+    ns, dev = netns(name), veth(name)
+    has_ns, has_dev = netns_inode(ns) is not None, Path("/sys/class/net", dev).exists()
+    if not has_ns and not has_dev:
+        return
+    running = netns_pids(ns) if has_ns else []
+    if running:
+        raise FleetError(
+            f"network namespace {ns} exists with {len(running)} processes running in it "
+            f"(pids {', '.join(map(str, running[:5]))}) but is not recorded in {base / 'fleet.json'}: "
+            f"another fleet is up (stop it with its own scripts/fleet_hosts.py down)")
+    if has_ns:
+        ip("netns", "del", ns)
+    try:
+        wait_until(lambda: not Path("/sys/class/net", dev).exists(), "veth removal", timeout=2)
+    except SandboxError:
+        ip("link", "del", dev, check=False)
+    ip("neigh", "flush", "to", address(name), check=False)
+    log(f"{name:<3} leftover {ns if has_ns else dev} removed: nothing ran in it "
+        "(left by a run that was killed)")
+
+
 def claim(state: dict, base: Path, name: str) -> dict:
     """Record host `name` before anything of it exists, so that `down` finds it after a crash;
-    refuse names that exist on this machine without our record."""
+    reclaim what a killed run left under its name, refuse what another live fleet uses."""
     host = state["hosts"].get(name)
     if host is None:
-        for kind, exists in (("network namespace", netns_inode(netns(name)) is not None),
-                             ("interface", Path("/sys/class/net", veth(name)).exists())):
-            if exists:
-                label = netns(name) if kind == "network namespace" else veth(name)
-                raise FleetError(
-                    f"{kind} {label} exists but is not recorded in {base / 'fleet.json'}: "
-                    f"not ours to reuse (remove it: ip netns del {netns(name)}; ip link del {veth(name)})")
+        reclaim_leftover(base, name)
         host = {"netns": netns(name), "veth": veth(name), "address": address(name),
                 "role": "router" if name == ROUTER else "app", "anchor": None}
         state["hosts"][name] = host

@@ -9,10 +9,13 @@ import json
 import os
 import pwd
 import socket
+import subprocess
 import sys
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+import pytest
 
 from helpers import ROOT
 
@@ -150,3 +153,29 @@ def test_each_host_runs_its_own_supervisord_that_starts_programs_from_its_includ
             list(pool.map(lambda host: fleet.exec_in(host, [
                 "sh", "-c", 'rm -f "$1" && supervisorctl -c "$2" update "$3"', "-",
                 conf, fleet.supervisor_config, program]), fleet.app_hosts))
+
+
+def test_a_namespace_left_by_a_killed_run_is_reclaimed_and_one_still_in_use_is_refused(tmp_path):
+    # What a fresh checkout finds after another checkout's run was killed: the host's
+    # namespace outlives its processes. Names beyond the session's fleet (h15, h16).
+    script = sys.modules["fleet_hosts_script"]
+    leftover, busy = "h16", "h15"
+    subprocess.run(["ip", "netns", "add", script.netns(leftover)], check=True)
+    subprocess.run(["ip", "netns", "add", script.netns(busy)], check=True)
+    sleeper = subprocess.Popen(["ip", "netns", "exec", script.netns(busy), "sleep", "60"])
+    try:
+        state = {"hosts": {}}
+        host = script.claim(state, tmp_path, leftover)
+        assert script.netns_inode(script.netns(leftover)) is None  # removed, then recorded
+        assert host["netns"] == script.netns(leftover) and json.loads(
+            (tmp_path / "fleet.json").read_text())["hosts"][leftover]["netns"] == host["netns"]
+        script.wait_until(lambda: script.netns_pids(script.netns(busy)), "sleeper", timeout=5)
+        with pytest.raises(script.FleetError, match="processes running in it .*another fleet is up"):
+            script.claim(state, tmp_path, busy)
+        assert script.netns_inode(script.netns(busy)) is not None  # left alone
+        assert busy not in state["hosts"]
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+        for name in (leftover, busy):
+            subprocess.run(["ip", "netns", "del", script.netns(name)], check=False, capture_output=True)
