@@ -3,12 +3,11 @@
 
     python3 scripts/blue_green_phases.py [--check]
 
-Per phase: a marker set_fact (blue_green_phase, which the revert reports and hooks read;
-merged into a fact the phase sets anyway where there is one), then the phase's task file,
-imported statically (an include or a set_fact costs the controller a worker fork per host,
-skipped or not). The `_hooks` variants put the before/after hook includes around each
-phase; main.yml picks them only when blue_green_hooks is set, so a deploy without hooks
-does not pay ~20 skipped tasks per host. --check exits 1 when a file differs from what this
+Per phase: its task file imported statically with the variable blue_green_phase and the tag
+blue_green_phase_<name> (what the revert reports and hooks read; a set_fact per phase would
+cost the controller a worker fork per host). The `_hooks` variants put the before/after hook
+includes around each phase, the `_fleet` ones use the fleet forms of gate_idle, switch and
+gate_live; main.yml picks the file, so a deploy pays for no task it skips. --check exits 1 when a file differs from what this
 script writes (tests/unit/roles/test_blue_green_phases.py runs it).
 """
 
@@ -23,74 +22,80 @@ LAYOUTS = {
     "restart": ["backup", "release", "restart_drain", "restart_stop", "migrate", "restart_start", "gate_idle",
                 "switch", "gate_live", "restart_open", "cache", "finalize"],
 }
+# blue_green_switch_mode fleet: these phases have their fleet form (one switch for every host).
+FLEET_FILES = {"gate_idle": "gate_idle_fleet.yml", "switch": "switch_fleet.yml", "gate_live": "gate_live_fleet.yml"}
 
-# Phases whose marker also sets what the phase needs first (no task of their own for it).
-MARKERS = {
-    "lock": ("Identify this run (one id for the whole deploy) and start phase lock", [
-        ("_blue_green_run_id",
-         ">-\n      {{ _blue_green_run_id | default(hostvars[ansible_play_hosts_all[0]]._blue_green_run_id)\n"
-         "         | default(now(utc=true).strftime('%Y%m%dT%H%M%S') ~ '-' ~ (999999 | random), true) }}"),
-        ("_blue_green_locked", "false"), ("_blue_green_started", "false"), ("_blue_green_switched", "false"),
-        ("_blue_green_migrated", "false")]),
-    "start": ("Phase start, the idle color described (app_start_command(s) use it, the gates read it)", [
+# What a phase must set before its tasks run (the only set_fact of the layouts).
+PREPARE = {
+    "start": ("Describe the idle color (app_start_command(s) use it, the gates read it)", [
         ("app_color", "\"{{ _blue_green_idle_color }}\""),
         ("app_color_version", "\"{{ blue_green_version }}\""),
         ("app_release_dir", "\"{{ blue_green_release_dir }}\""),
         ("_blue_green_started", "true")]),
 }
 
+TAG = "blue_green_phase_%s"
+
 HEADER = """---
 # Written by scripts/blue_green_phases.py: edit the script, not this file.
 # %s.
-# Per phase: a marker (blue_green_phase, which the revert reports and hooks read)%s
-# and the phase's tasks imported statically (no include per phase).
+# Each phase's tasks are imported statically with the phase's name as the variable
+# blue_green_phase and the tag blue_green_phase_<name> (the revert reads the failed task's
+# tag to say which phase stopped the deploy: no task per phase).%s
 """
 
 
-# The run id is drawn once for the batch (run_once gives the facts to every host of it) and
-# read by later `serial` batches from the play's first host: one id per deploy in every
-# host's state, audit line and backup label.
-RUN_ONCE = {"lock"}
-
-
-def marker(phase):
-    name, facts = MARKERS.get(phase, ("Phase " + phase, []))
+def prepare(phase):
+    if phase not in PREPARE:
+        return None
+    name, facts = PREPARE[phase]
     noqa = "  # noqa: var-naming[no-role-prefix]" if any(key.startswith("app_") for key, _value in facts) else ""
-    lines = ["- name: %s%s" % (name, noqa), "  ansible.builtin.set_fact:", "    blue_green_phase: %s" % phase]
+    lines = ["- name: %s%s" % (name, noqa), "  ansible.builtin.set_fact:"]
     lines += ["    %s: %s" % fact for fact in facts]
-    if phase in RUN_ONCE:
-        lines.append("  run_once: true")
+    lines.append("  tags: [%s]" % (TAG % phase))
     return "\n".join(lines) + "\n"
 
 
 def hook(when, phase):
-    return ("- name: Hook %s %s\n  ansible.builtin.include_tasks: \"{{ blue_green_hooks.%s_%s }}\"\n"
-            "  when: \"'%s_%s' in blue_green_hooks\"\n" % (when, phase, when, phase, when, phase))
+    return ("- name: Hook %(w)s %(p)s\n  ansible.builtin.include_tasks:\n"
+            "    file: \"{{ blue_green_hooks.%(w)s_%(p)s }}\"\n    apply:\n      tags: [%(t)s]\n"
+            "  vars:\n    blue_green_phase: %(p)s\n  tags: [%(t)s]\n"
+            "  when: \"'%(w)s_%(p)s' in blue_green_hooks\"\n" % {"w": when, "p": phase, "t": TAG % phase})
 
 
-def render(layout, hooks):
+def run(phase, fleet):
+    task_file = FLEET_FILES.get(phase, phase + ".yml") if fleet else phase + ".yml"
+    return ("- name: Run phase %s\n  ansible.builtin.import_tasks: %s\n  vars:\n    blue_green_phase: %s\n"
+            "  tags: [%s]\n" % (phase, task_file, phase, TAG % phase))
+
+
+def render(layout, hooks, fleet=False):
     blocks = []
     for phase in LAYOUTS[layout]:
-        parts = [marker(phase)]
+        parts = [part for part in (prepare(phase),) if part]
         if hooks:
             parts.append(hook("before", phase))
-        parts.append("- name: Run phase %s\n  ansible.builtin.import_tasks: %s.yml\n" % (phase, phase))
+        parts.append(run(phase, fleet))
         if hooks:
             parts.append(hook("after", phase))
         blocks.append("\n".join(parts))
     what = {"begin": "lock and plan (they run in check mode too)",
             "blue_green": "blue_green_strategy blue_green",
             "restart": "blue_green_strategy restart (the restart role's entry points around the shared phases)"}[layout]
-    return HEADER % (what + (", with hooks" if hooks else ""), ",\n# its before/after hooks" if hooks else "") + \
-        "\n".join(blocks)
+    what += ", blue_green_switch_mode fleet" if fleet else ""
+    return HEADER % (what + (", with hooks" if hooks else ""),
+                     "\n# Before and after each phase: its hooks." if hooks else "") + "\n".join(blocks)
 
 
 def files():
-    """{file name: text} of every layout; `begin` always has its hooks (it is imported statically)."""
-    out = {"phases_begin.yml": render("begin", True)}
-    for layout in ("blue_green", "restart"):
-        out["phases_%s.yml" % layout] = render(layout, False)
-        out["phases_%s_hooks.yml" % layout] = render(layout, True)
+    """{file name: text} of every layout: phases_<layout>[_fleet][_hooks].yml (the restart
+    strategy has no fleet switch)."""
+    out = {}
+    for layout in LAYOUTS:
+        for fleet in ((False, True) if layout == "blue_green" else (False,)):
+            for hooks in (False, True):
+                name = "phases_%s%s%s.yml" % (layout, "_fleet" if fleet else "", "_hooks" if hooks else "")
+                out[name] = render(layout, hooks, fleet)
     return out
 
 

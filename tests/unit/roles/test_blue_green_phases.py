@@ -1,7 +1,8 @@
 """blue_green's phase layout (roles/blue_green/tasks/phases_*.yml, written by
-scripts/blue_green_phases.py): every phase is a marker that names it (what the revert reports
-and hooks read), its task file imported statically, in the documented order, and in the
-`_hooks` variants its before/after hooks around it."""
+scripts/blue_green_phases.py): every phase's task file imported statically, in the documented
+order, with the phase's name as a variable and as the tag the revert reads; no task of its
+own per phase; the `_fleet` layouts with the fleet forms of gate_idle, switch and gate_live;
+in the `_hooks` layouts the before/after hooks around each phase, in its phase."""
 import subprocess
 import sys
 from pathlib import Path
@@ -17,9 +18,10 @@ LAYOUT = {
     "restart": ["backup", "release", "restart_drain", "restart_stop", "migrate", "restart_start", "gate_idle",
                 "switch", "gate_live", "restart_open", "cache", "finalize"],
 }
-FILES = [("phases_begin.yml", "begin", True)] + [
-    ("phases_%s%s.yml" % (layout, suffix), layout, bool(suffix))
-    for layout in ("blue_green", "restart") for suffix in ("", "_hooks")]
+FLEET = {"gate_idle": "gate_idle_fleet.yml", "switch": "switch_fleet.yml", "gate_live": "gate_live_fleet.yml"}
+FILES = [("phases_%s%s%s.yml" % (layout, "_fleet" if fleet else "", "_hooks" if hooks else ""), layout, fleet, hooks)
+         for layout in LAYOUT for fleet in ((False, True) if layout == "blue_green" else (False,))
+         for hooks in (False, True)]
 
 
 def test_the_files_are_what_the_script_writes():
@@ -28,25 +30,43 @@ def test_the_files_are_what_the_script_writes():
     assert proc.returncode == 0, proc.stderr
 
 
-@pytest.mark.parametrize("name, layout, hooks", FILES)
-def test_every_phase_is_marked_and_imported_in_order_with_its_hooks_in_the_hooks_layout(name, layout, hooks):
+@pytest.mark.parametrize("name, layout, fleet, hooks", FILES)
+def test_every_phase_is_imported_in_order_named_and_tagged_with_its_hooks_in_the_hooks_layout(name, layout, fleet, hooks):
     tasks = yaml.safe_load((TASKS / name).read_text())
-    size = 4 if hooks else 2
+    # The idle color is described before `start` (app_color...): the layouts' only set_fact.
+    facts = [task for task in tasks if "ansible.builtin.set_fact" in task]
+    assert [task["tags"] for task in facts] == ([["blue_green_phase_start"]] if "start" in LAYOUT[layout] else [])
+    assert facts == [] or set(facts[0]["ansible.builtin.set_fact"]) == {
+        "app_color", "app_color_version", "app_release_dir", "_blue_green_started"}
+    tasks = [task for task in tasks if task not in facts]
+    size = 3 if hooks else 1
     assert len(tasks) == size * len(LAYOUT[layout])
     for index, phase in enumerate(LAYOUT[layout]):
         block = tasks[size * index: size * index + size]
-        marker, run = block[0], block[2 if hooks else 1]
-        assert marker["ansible.builtin.set_fact"]["blue_green_phase"] == phase
-        assert run["ansible.builtin.import_tasks"] == phase + ".yml" and (TASKS / (phase + ".yml")).is_file()
+        run = block[1 if hooks else 0]
+        expected = FLEET.get(phase, phase + ".yml") if fleet else phase + ".yml"
+        assert run["ansible.builtin.import_tasks"] == expected and (TASKS / expected).is_file()
+        assert run["vars"] == {"blue_green_phase": phase} and run["tags"] == ["blue_green_phase_" + phase]
         if hooks:
-            for when, task in (("before", block[1]), ("after", block[3])):
-                assert task["ansible.builtin.include_tasks"] == "{{ blue_green_hooks.%s_%s }}" % (when, phase)
+            for when, task in (("before", block[0]), ("after", block[2])):
+                include = task["ansible.builtin.include_tasks"]
+                assert include["file"] == "{{ blue_green_hooks.%s_%s }}" % (when, phase)
+                assert include["apply"]["tags"] == task["tags"] == ["blue_green_phase_" + phase]
+                assert task["vars"] == {"blue_green_phase": phase}
                 assert task["when"] == "'%s_%s' in blue_green_hooks" % (when, phase)
 
 
-def test_each_strategy_has_its_layouts():
+def test_each_strategy_and_switch_mode_has_its_layouts_and_main_picks_them():
     spec = yaml.safe_load((TASKS.parent / "meta" / "argument_specs.yml").read_text())
-    choices = spec["argument_specs"]["main"]["options"]["blue_green_strategy"]["choices"]
-    assert sorted(choices) == sorted(layout for layout in LAYOUT if layout != "begin")
+    options = spec["argument_specs"]["main"]["options"]
+    assert sorted(options["blue_green_strategy"]["choices"]) == sorted(layout for layout in LAYOUT if layout != "begin")
+    assert sorted(options["blue_green_switch_mode"]["choices"]) == ["fleet", "rolling"]
     main = (TASKS / "main.yml").read_text()
-    assert "phases_{{ blue_green_strategy }}{{ '_hooks' if blue_green_hooks | length > 0 else '' }}.yml" in main
+    assert "phases_begin{{ '_hooks' if blue_green_hooks | length > 0 else '' }}.yml" in main
+    assert "'phases_' ~ blue_green_strategy" in main and "('_fleet' if blue_green_switch_mode == 'fleet' else '')" in main
+
+
+def test_the_revert_names_the_phase_from_the_failed_tasks_tag():
+    for revert in ("revert.yml", "restart_revert.yml"):
+        text = (TASKS / revert).read_text()
+        assert "select('match', 'blue_green_phase_')" in text and "blue_green_phase: >-" in text
