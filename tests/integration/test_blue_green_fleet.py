@@ -8,6 +8,9 @@ only, a release that errors under traffic is reverted with `blue_green_db_rollba
 restore`: the pre-deploy backup is restored into a fresh database swapped in by rename.
 """
 
+import json
+from pathlib import Path
+
 import pytest
 
 import demo_app
@@ -59,10 +62,27 @@ def failed_rollout(fleet):
     return deploy(fleet["inventory"], "1.1.0", deploy_serial=1, blue_green_old_color="stop")
 
 
-def test_first_deploy_reaches_every_host(fleet):
+def record_of(fleet, host):
+    """The deploy's record a host's state.json names (kept on the play's first host, h1)."""
+    ref = read_state(fleet["roots"][host])["deploy_record"]
+    assert ref["host"] == "h1" and ref["path"].startswith(str(fleet["roots"]["h1"] / "backups") + "/"), ref
+    return json.loads(Path(ref["path"]).read_text())
+
+
+def test_first_deploy_reaches_every_host_and_its_record_is_kept_once(fleet):
     assert fleet["first"].returncode == 0, fleet["first"].output[-4000:]
     assert {host: served_version(url) for host, url in fleet["routers"].items()} == dict.fromkeys(HOSTS, "1.0.0")
     assert db_revision(fleet["sandbox"], fleet["db"]) == "0002"
+    # One record for the deploy, on h1 beside its backup, naming every host with its color;
+    # each host's state names it and carries the same run id.
+    record = record_of(fleet, "h1")
+    assert all(record_of(fleet, host) == record for host in HOSTS)
+    states = {host: read_state(fleet["roots"][host]) for host in HOSTS}
+    assert record["hosts"] == {host: st["live_color"] for host, st in states.items()}
+    assert {st["run_id"] for st in states.values()} == {record["run_id"]}
+    assert (record["version"], record["result"], record["db_revisions"]) == ("1.0.0", "live", ["0002"])
+    assert not any((fleet["roots"][host] / "backups").exists() and list((fleet["roots"][host] / "backups").glob("deploy-*"))
+                   for host in ("h2", "h3"))
 
 
 def test_a_failing_batch_switches_the_earlier_batches_back(fleet, failed_rollout):
@@ -87,6 +107,10 @@ def test_a_failing_batch_switches_the_earlier_batches_back(fleet, failed_rollout
         assert st["last_failure"]["phase"] == "fleet" and "h3 failed in phase release" in st["last_failure"]["reason"]
     assert read_state(fleet["roots"]["h3"])["live_version"] == "1.0.0"
     assert recap(failed_rollout.output)["h3"]["failed"] == 1
+    # The 1.1.0 deploy's record lists the two hosts that went live and says it was reverted.
+    record = record_of(fleet, "h1")
+    assert (record["version"], record["result"], sorted(record["hosts"])) == ("1.1.0", "reverted", ["h1", "h2"]), record
+    assert record["run_id"] in run_ids and "h3 failed in phase release" in record["reason"]
 
 
 def test_the_fleet_rerun_of_the_live_version_changes_nothing(fleet, failed_rollout):
