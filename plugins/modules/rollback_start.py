@@ -51,8 +51,10 @@ options:
   run_id:
     description:
       - Identifies this run; the same id releases the lock with M(prodready.deploy.deploy_lock).
+      - Empty (the default) draws one, C(rollback-<UTC time>-<random>), returned as RV(run_id),
+        so that no task has to run before the switch.
     type: str
-    required: true
+    default: ""
   owner:
     description:
       - Who holds the lock, shown to whoever waits for it. Defaults to C(<login name>@<host name>).
@@ -209,6 +211,16 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+run_id:
+  description: This run's id (O(run_id), or the one drawn when it was empty).
+  returned: always
+  type: str
+  sample: rollback-20261126T214000-42
+started_at:
+  description: When the module started (POSIX time), the rollback's start for its duration.
+  returned: always
+  type: float
+  sample: 1796620026.38
 state_found:
   description: V(false) when O(state_path) does not exist (nothing was deployed; no lock taken).
   returned: always
@@ -274,6 +286,8 @@ audit_line:
 """
 
 import os
+import random
+import time
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -292,7 +306,7 @@ def argument_spec():
     return dict(
         state_path=dict(type="path", required=True),
         lock_path=dict(type="path", required=True),
-        run_id=dict(type="str", required=True),
+        run_id=dict(type="str", default=""),
         owner=dict(type="str"),
         lock_timeout=dict(type="float", default=0),
         force=dict(type="bool", default=False),
@@ -403,15 +417,23 @@ def probe(bind_host, port, health_path, version_path, target, timeout):
     return "" if sample["ok"] else sample["reason"]
 
 
+def new_run_id(epoch):
+    """A rollback's run id: rollback-<UTC time>-<random number>."""
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(epoch))
+    return "rollback-%s-%d" % (stamp, random.SystemRandom().randrange(1000000))
+
+
 def run(module):
     """The module's work for `module.params`; returns the result dict."""
     p = module.params
+    started_at = time.time()
     ports = color_ports(p["colors"])
     validate(p)
+    p["run_id"] = p["run_id"] or new_run_id(started_at)
     do_switch = p["switch"] and p["router"] == "haproxy"
     result = dict(changed=False, state_found=False, locked=False, holder=None, state={}, target="",
                   color="", noop=False, warm=False, probe_reason="", switched=False, switch=None,
-                  audit_line=None)
+                  audit_line=None, run_id=p["run_id"], started_at=started_at)
     if not os.path.exists(p["state_path"]):
         return result
     result["state_found"] = True

@@ -4,8 +4,10 @@ real HTTP answer for the probe (the haproxy switch itself is router_switch's, te
 end to end by tests/integration/test_rollback.py)."""
 
 import json
+import re
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
@@ -154,6 +156,20 @@ def test_warm_color_found_under_the_lock_and_cold_one_told_why(capsys, tmp_path,
 
     other = run_main(capsys, dict(args, run_id="r2"))  # another run: the lock is held
     assert other["failed"] is True and "is held by" in other["msg"]
+
+
+def test_without_a_run_id_one_is_drawn_returned_and_holds_the_lock(capsys, tmp_path, version_server):
+    state = tmp_path / "state.json"
+    state.write_text(json.dumps({"live_color": "green", "live_version": "1.1.0", "previous_version": "1.0.0"}))
+    args = dict(state_path=str(state), lock_path=str(tmp_path / "deploy.lock"), switch=False,
+                colors={"blue": {"port": version_server.server_address[1]}, "green": {"port": 1}})
+    first = run_main(capsys, args)
+    assert re.fullmatch(r"rollback-\d{8}T\d{6}-\d+", first["run_id"]), first["run_id"]
+    assert json.loads((tmp_path / "deploy.lock").read_text())["run_id"] == first["run_id"]
+    assert isinstance(first["started_at"], float) and first["started_at"] <= time.time()
+    (tmp_path / "deploy.lock").unlink()
+    second = run_main(capsys, args)
+    assert second["run_id"] != first["run_id"]  # each run its own
 
 
 def test_check_mode_probes_but_takes_no_lock(capsys, tmp_path, version_server):
