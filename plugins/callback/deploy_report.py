@@ -283,8 +283,10 @@ def _fact_events(data):
 
 def failure_message(data):
     """The failure's own words: for a looped task (ansible's "One or more items failed"), the
-    message of its first failed item, with the item count when more than one failed."""
-    msg = to_text(data.get("msg") or "failed")
+    message of its first failed item, with the item count when more than one failed. A
+    message given as lines (a debug that fails, showing a table) is its first line."""
+    msg = data.get("msg") or "failed"
+    msg = to_text(msg[0] if isinstance(msg, list) and msg else msg)
     items = data.get("results") if isinstance(data.get("results"), list) else []
     failed = [item for item in items if isinstance(item, dict) and item.get("failed")]
     if failed and not failed[0].get("_ansible_no_log"):

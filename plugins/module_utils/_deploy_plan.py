@@ -147,3 +147,19 @@ def plan_text(name, version, live_color, state_version, idle, idle_port, noop, s
     else:
         body = "start %s (port %d), gate it, switch %s to it (nothing is live)" % (idle, idle_port, router)
     return head + body + ("; observed: %s" % observed if observed else "")
+
+
+def releases_to_prune(history, version, live_version, keep):
+    """The versions of `history` whose releases/<version> may go when `version` is deployed:
+    all but the last `keep` of the history (with `version` as its newest), `version` and the
+    live version. `keep` 0 or less keeps everything. Names that are not versions are never
+    returned (they could not be a release this collection made)."""
+    if keep <= 0:
+        return []
+    names = [v for v in (history or []) if isinstance(v, str) and v != version] + [version]
+    kept = set(names[-keep:]) | {version, live_version}
+    out = []
+    for name in names:
+        if name not in kept and name not in out and VERSION_RE.fullmatch(name):
+            out.append(name)
+    return out

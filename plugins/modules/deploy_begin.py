@@ -101,6 +101,14 @@ options:
         digit; it names C(releases/<version>)).
     type: str
     required: true
+  keep_releases:
+    description:
+      - Prune C(releases/<version>) of the versions in the state's C(history) beyond the last
+        O(keep_releases) (counting O(version) as the newest), never O(version) nor the live one,
+        under the lock, when the deploy is not a no-op. V(0) keeps every release.
+      - A release that cannot be removed is a warning, not a failure of the deploy.
+    type: int
+    default: 0
   colors:
     description:
       - "The colors and their ports, for example C({blue: {port: 8101}, green: {port: 8102}})."
@@ -285,6 +293,12 @@ modes_fixed:
   type: list
   elements: str
   sample: []
+pruned:
+  description: The versions whose C(releases/<version>) was removed (O(keep_releases); in check mode, would be).
+  returned: always
+  type: list
+  elements: str
+  sample: ["1.0.0"]
 plan:
   description: The plan in one sentence, for the log.
   returned: always
@@ -295,6 +309,7 @@ plan:
 import contextlib
 import os
 import re
+import shutil
 import stat
 
 from ansible.module_utils.basic import AnsibleModule
@@ -328,6 +343,7 @@ def argument_spec():
         stale_after=dict(type="float", default=3600),
         break_stale=dict(type="bool", default=False),
         version=dict(type="str", required=True),
+        keep_releases=dict(type="int", default=0),
         colors=dict(type="dict", required=True),
         strategy=dict(type="str", default=dp.BLUE_GREEN, choices=[dp.BLUE_GREEN, dp.RESTART]),
         restart_color=dict(type="str", default=""),
@@ -353,6 +369,8 @@ def validate(params):
     dp.check_version(params["version"])
     if params["lock_timeout"] < 0:
         raise ProdreadyError("lock_timeout: must be 0 or more seconds, got %s" % params["lock_timeout"])
+    if params["keep_releases"] < 0:
+        raise ProdreadyError("keep_releases: must be 0 (keep all) or more, got %s" % params["keep_releases"])
     for option in ("stale_after", "probe_timeout"):
         if params[option] <= 0:
             raise ProdreadyError("%s: must be more than 0 seconds, got %s" % (option, params[option]))
@@ -477,6 +495,31 @@ def decide(p, ports, result):
                                     p["strategy"], p["router"], observed))
 
 
+def prune_releases(module, result):
+    """Remove the releases dp.releases_to_prune names (not in check mode); warn for any that
+    cannot be removed."""
+    p = module.params
+    versions = dp.releases_to_prune(result["state"].get("history"), p["version"], result["live_version"],
+                                    p["keep_releases"])
+    releases = os.path.join(p["app_root"], "releases")
+    for version in versions:
+        path = os.path.join(releases, version)
+        if not os.path.lexists(path):
+            continue
+        result["pruned"].append(version)
+        if module.check_mode:
+            continue
+        try:
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            else:
+                os.unlink(path)
+        except OSError as exc:
+            result["pruned"].remove(version)
+            module.warn("keep_releases: cannot remove %s: %s" % (path, to_native(exc)))
+    result["changed"] = result["changed"] or (bool(result["pruned"]) and not module.check_mode)
+
+
 def run(module):
     """The module's work for `module.params`; returns the result dict."""
     p = module.params
@@ -485,7 +528,8 @@ def run(module):
     ports, wanted = validate(p)
     result = dict(changed=False, locked=False, holder=None, broke_stale=None, run_id=p["run_id"], state={},
                   state_found=False, live_color=None, live_version=None, served_version=None, served_status=None,
-                  probe_error=None, idle_color=None, idle_port=None, noop=False, created=[], modes_fixed=[], plan="")
+                  probe_error=None, idle_color=None, idle_port=None, noop=False, created=[], modes_fixed=[], pruned=[],
+                  plan="")
     try:
         created, modes_fixed = ensure_directories(wanted, module.check_mode)
         result.update(changed=bool(created or modes_fixed), created=created, modes_fixed=modes_fixed)
@@ -495,6 +539,8 @@ def run(module):
         raise
     try:
         decide(p, ports, result)
+        if not result["noop"]:
+            prune_releases(module, result)
     except Exception as exc:  # whatever failed after the lock was taken: release it first
         if took:
             _lock_io.release(p["lock_path"], p["run_id"])

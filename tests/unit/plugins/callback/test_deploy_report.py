@@ -111,6 +111,8 @@ def test_summarize_module_keeps_only_whitelisted_fields(module, data, kind, fiel
     ({"msg": "One or more items failed", "results": [{"failed": True, "msg": "s3cret", "_ansible_no_log": True}]},
      "One or more items failed"),
     ({"msg": "plain failure"}, "plain failure"),
+    ({"msg": ["preflight: 2 of 9 checks failed: a: x; b: y", "CHECK  STATUS", "a  FAIL"]},
+     "preflight: 2 of 9 checks failed: a: x; b: y"),
     ({}, "failed"),
 ])
 def test_failure_message_of_a_looped_task_is_its_first_failed_item(data, expected):

@@ -145,3 +145,16 @@ def test_plan_text(args, text):
 ])
 def test_observed_text(live, state_version, served, error, text):
     assert dp.observed_text(live, state_version, served, error) == text
+
+
+@pytest.mark.parametrize("history, version, live, keep, pruned", [
+    (["1.0", "1.1", "1.2", "1.3"], "1.4", "1.3", 2, ["1.0", "1.1", "1.2"]),  # keep 1.3 (live) and 1.4 (new)
+    (["1.0", "1.1", "1.2", "1.3"], "1.4", "1.3", 5, []),
+    (["1.0", "1.1", "1.2", "1.3"], "1.4", "1.3", 0, []),  # 0 keeps everything
+    (["1.0", "1.1", "1.2", "1.3"], "1.1", "1.3", 2, ["1.0", "1.2"]),  # a redeploy of 1.1 makes it the newest
+    (["1.0", "1.1", "1.2"], "1.3", "1.0", 1, ["1.1", "1.2"]),  # the live one stays however old
+    (["../x", "1.0", 3, "1.1"], "1.2", "1.1", 1, ["1.0"]),  # not a version: never touched
+    (None, "1.0", None, 1, []),
+])
+def test_releases_to_prune(history, version, live, keep, pruned):
+    assert dp.releases_to_prune(history, version, live, keep) == pruned

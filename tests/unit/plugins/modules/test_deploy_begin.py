@@ -66,6 +66,7 @@ def test_documented_options_match_argument_spec():
     (dict(stale_after=0), "stale_after: must be more than 0 seconds, got 0.0"),
     (dict(probe_timeout=-0.5), "probe_timeout: must be more than 0 seconds, got -0.5"),
     (dict(run_id=" "), "run_id: must not be empty"),
+    (dict(keep_releases=-1), "keep_releases: must be 0 (keep all) or more, got -1"),
     (dict(app_root="srv/app"), "app_root: must be an absolute path, got 'srv/app'"),
     (dict(colors={"blue": {"port": 8101}}), "colors: strategy blue_green needs at least 2 colors"),
     (dict(colors={"blue": {"port": "x"}, "green": {"port": 1}}), "colors: blue needs {port: N} with N a number"),
@@ -172,6 +173,23 @@ def test_a_live_color_that_is_not_configured_is_not_asked(capsys, tmp_path):
     assert result["idle_color"] == "blue" and result["served_version"] is None
     assert result["probe_error"] == "the live color 'red' of %s is not one of the colors (blue, green)" % (
         tmp_path / "state.json")
+
+
+def test_old_releases_beyond_keep_releases_are_pruned_under_the_lock_but_not_the_live_one(capsys, tmp_path):
+    releases = tmp_path / "releases"
+    for version in ("0.9", "1.0", "1.1", "1.2", "notes"):
+        (releases / version / ".venv").mkdir(parents=True)
+    (tmp_path / "state.json").write_text(json.dumps({"live_color": "red", "live_version": "0.9",
+                                                     "history": ["0.9", "1.0", "1.1", "1.2"]}))
+    args = dict(app_root=str(tmp_path), run_id="r1", version="1.3", colors=COLORS, directories=[], keep_releases=2)
+    would = run_main(capsys, args, check=True)
+    assert would["pruned"] == ["1.0", "1.1"] and (releases / "1.0").is_dir()  # check mode: said, not done
+    result = run_main(capsys, args)
+    # Kept: the last two of the history with 1.3 as its newest (1.2, 1.3), the live 0.9, and
+    # what the history never named.
+    assert result["pruned"] == ["1.0", "1.1"] and result["changed"] is True
+    assert sorted(os.listdir(str(releases))) == ["0.9", "1.2", "notes"]
+    assert run_main(capsys, args)["pruned"] == []  # nothing left to prune
 
 
 def test_check_mode_creates_nothing_and_takes_no_lock(capsys, tmp_path):
