@@ -47,6 +47,22 @@ options:
         and the result. The keys C(time), C(user) and C(host) are set by the module.
       - When given, a line is appended on every run, so the task always reports a change.
     type: dict
+  release_lock:
+    description:
+      - After the state and the audit line are written, release the deploy lock this run
+        holds, as M(prodready.deploy.deploy_lock) V(state=absent) does (the end of a deploy
+        in one call). A lock held by another run is an error naming its holder; no lock file
+        is fine.
+    type: dict
+    suboptions:
+      path:
+        description: The lock file.
+        type: path
+        required: true
+      run_id:
+        description: The run that holds it.
+        type: str
+        required: true
   create:
     description:
       - Treat a missing state file as an empty object C({}); it is created when O(update)
@@ -98,6 +114,11 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+lock_released:
+  description: V(true) when O(release_lock) removed this run's lock (in check mode, would).
+  returned: when O(release_lock) is given
+  type: bool
+  sample: true
 state:
   description: The state after the task (in check mode, the state it would have).
   returned: always
@@ -141,6 +162,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.prodready.deploy.plugins.module_utils._errors import ProdreadyError
 from ansible_collections.prodready.deploy.plugins.module_utils import _atomic
+from ansible_collections.prodready.deploy.plugins.module_utils import _lock_io
 from ansible_collections.prodready.deploy.plugins.module_utils import _state_io
 from ansible_collections.prodready.deploy.plugins.module_utils import _statefile
 
@@ -155,6 +177,10 @@ def argument_spec():
         audit_log=dict(type="path"),
         audit=dict(type="dict"),
         create=dict(type="bool", default=True),
+        release_lock=dict(type="dict", options=dict(
+            path=dict(type="path", required=True),
+            run_id=dict(type="str", required=True),
+        )),
     )
 
 
@@ -200,6 +226,16 @@ def run(module):
             write_atomic(path, _statefile.render_state(state), st)
         if audit_line is not None:
             _state_io.append_audit(params["audit_log"], _statefile.render_audit_line(audit_line))
+    if params["release_lock"]:
+        lock = params["release_lock"]
+        try:
+            released = _lock_io.release(lock["path"], lock["run_id"], check_mode=module.check_mode)
+        except ProdreadyError as exc:  # the state and audit line are written: say the lock is what failed
+            exc.msg = ("release_lock.path: " + exc.msg[len("path: "):] if exc.msg.startswith("path: ")
+                       else "release_lock: " + exc.msg)
+            exc.details.update(result)
+            raise
+        result["lock_released"] = released["changed"]
     return result
 
 

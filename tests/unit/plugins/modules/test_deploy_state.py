@@ -45,7 +45,8 @@ def test_examples_use_documented_options():
 def test_every_returned_key_is_documented(tmp_path, capsys):
     documented = set(yaml.safe_load(deploy_state.RETURN))
     result = run_main(capsys, dict(path=str(tmp_path / "state.json"), update={"a": 1},
-                                   audit_log=str(tmp_path / "audit.log"), audit={"x": 1}),
+                                   audit_log=str(tmp_path / "audit.log"), audit={"x": 1},
+                                   release_lock={"path": str(tmp_path / "deploy.lock"), "run_id": "r1"}),
                       diff=True)
     assert not result.get("failed"), result
     assert "diff" in result
@@ -123,3 +124,24 @@ def test_audit_lines_appended(tmp_path, capsys):
     assert [x["n"] for x in lines] == [0, 1, 2]
     assert set(lines[0]) == {"action", "n", "time", "user", "host"}
     assert stat.S_IMODE(os.stat(str(log)).st_mode) == 0o600
+
+
+def test_release_lock_ends_the_deploy_in_the_same_call_and_never_takes_anothers(tmp_path, capsys):
+    lock = tmp_path / "deploy.lock"
+    lock.write_text(json.dumps({"run_id": "r1", "owner": "ci", "since": "2026-12-07T00:00:00Z"}))
+    args = dict(path=str(tmp_path / "state.json"), update={"live_version": "1.1"},
+                audit_log=str(tmp_path / "audit.log"), audit={"action": "deploy"},
+                release_lock={"path": str(lock), "run_id": "r1"})
+    assert run_main(capsys, args, check=True)["lock_released"] is True and lock.exists()  # check mode: would
+    result = run_main(capsys, args)
+    assert result["lock_released"] is True and not lock.exists()
+    assert json.loads((tmp_path / "state.json").read_text()) == {"live_version": "1.1"}
+    assert run_main(capsys, args)["lock_released"] is False  # no lock: nothing to release, no error
+    # Another run's lock: the state and the audit line are written, the lock is left, the
+    # failure names the option and the holder.
+    lock.write_text(json.dumps({"run_id": "r2", "owner": "alice", "since": "2026-12-07T00:00:00Z"}))
+    failed = run_main(capsys, dict(args, update={"live_version": "1.2"}))
+    assert failed["failed"] is True and failed["msg"].startswith("release_lock: ") and "alice" in failed["msg"]
+    assert json.loads(lock.read_text())["run_id"] == "r2"
+    assert json.loads((tmp_path / "state.json").read_text()) == {"live_version": "1.2"}
+    assert len((tmp_path / "audit.log").read_text().splitlines()) == 3
