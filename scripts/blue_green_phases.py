@@ -7,8 +7,9 @@ Per phase: its task file imported statically with the variable blue_green_phase 
 blue_green_phase_<name> (what the revert reports and hooks read; a set_fact per phase would
 cost the controller a worker fork per host). The `_hooks` variants put the before/after hook
 includes around each phase, the `_fleet` ones use the fleet forms of gate_idle, switch and
-gate_live; main.yml picks the file, so a deploy pays for no task it skips. --check exits 1 when a file differs from what this
-script writes (tests/unit/roles/test_blue_green_phases.py runs it).
+gate_live; main.yml picks the file, so a deploy pays for no task it skips. --check exits 1
+when a file differs from what this script writes (tests/unit/roles/test_blue_green_phases.py
+runs it).
 """
 
 import sys
@@ -25,15 +26,6 @@ LAYOUTS = {
 # blue_green_switch_mode fleet: these phases have their fleet form (one switch for every host).
 FLEET_FILES = {"gate_idle": "gate_idle_fleet.yml", "switch": "switch_fleet.yml", "gate_live": "gate_live_fleet.yml"}
 
-# What a phase must set before its tasks run (the only set_fact of the layouts).
-PREPARE = {
-    "start": ("Describe the idle color (app_start_command(s) use it, the gates read it)", [
-        ("app_color", "\"{{ _blue_green_idle_color }}\""),
-        ("app_color_version", "\"{{ blue_green_version }}\""),
-        ("app_release_dir", "\"{{ blue_green_release_dir }}\""),
-        ("_blue_green_started", "true")]),
-}
-
 TAG = "blue_green_phase_%s"
 
 HEADER = """---
@@ -43,17 +35,6 @@ HEADER = """---
 # blue_green_phase and the tag blue_green_phase_<name> (the revert reads the failed task's
 # tag to say which phase stopped the deploy: no task per phase).%s
 """
-
-
-def prepare(phase):
-    if phase not in PREPARE:
-        return None
-    name, facts = PREPARE[phase]
-    noqa = "  # noqa: var-naming[no-role-prefix]" if any(key.startswith("app_") for key, _value in facts) else ""
-    lines = ["- name: %s%s" % (name, noqa), "  ansible.builtin.set_fact:"]
-    lines += ["    %s: %s" % fact for fact in facts]
-    lines.append("  tags: [%s]" % (TAG % phase))
-    return "\n".join(lines) + "\n"
 
 
 def hook(when, phase):
@@ -72,7 +53,7 @@ def run(phase, fleet):
 def render(layout, hooks, fleet=False):
     blocks = []
     for phase in LAYOUTS[layout]:
-        parts = [part for part in (prepare(phase),) if part]
+        parts = []
         if hooks:
             parts.append(hook("before", phase))
         parts.append(run(phase, fleet))
