@@ -25,3 +25,25 @@ def renamed_from(entry, *old_names):
     renamed["deprecated_aliases"] = list(entry.get("deprecated_aliases") or []) + [
         dict(name=name, version=ALIASES_REMOVED_IN, collection_name=COLLECTION_NAME) for name in old_names]
     return renamed
+
+
+def negative_option(params, spec, prefix=""):
+    """'' when no number in `params` is negative, else what is wrong, naming the option
+    (``probe.timeout: must be 0 or more, got -1``). Every number our modules take is a
+    duration, a count, a size, a port or a rate: none may be negative. Suboptions (a dict,
+    or a list of dicts) are looked at too."""
+    for name, entry in sorted(spec.items()):
+        value = (params or {}).get(name)
+        if value is None:
+            continue
+        if entry.get("type") in ("int", "float") and not isinstance(value, bool) and value < 0:
+            return "%s%s: must be 0 or more, got %s" % (prefix, name, value)
+        if entry.get("options"):
+            items = value if isinstance(value, list) else [value]
+            for index, item in enumerate(items):
+                if isinstance(item, dict):
+                    where = "%s%s%s." % (prefix, name, "[%d]" % index if isinstance(value, list) else "")
+                    problem = negative_option(item, entry["options"], where)
+                    if problem:
+                        return problem
+    return ""

@@ -250,6 +250,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.prodready.deploy.plugins.module_utils._errors import ProdreadyError
+from ansible_collections.prodready.deploy.plugins.module_utils import _options
 from ansible_collections.prodready.deploy.plugins.module_utils import _alembic_plan as ap
 from ansible_collections.prodready.deploy.plugins.module_utils import _sql_tables as st
 from ansible_collections.prodready.deploy.plugins.module_utils._alembic_reader import READER_SOURCE
@@ -421,6 +422,9 @@ def argument_spec():
 def validate(params):
     """Refuse values the spec alone does not catch, naming the option and the value, before
     any file is read or program run (resolve_paths() then checks what exists)."""
+    problem = _options.negative_option(params, argument_spec())
+    if problem:
+        raise ProdreadyError(problem)
     if not params.get("config") and not params.get("project_path"):
         raise ProdreadyError("config: set config (path of alembic.ini) or project_path")
     if not params.get("database_url") and not params.get("db"):

@@ -320,6 +320,7 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.prodready.deploy.plugins.module_utils._errors import ProdreadyError
+from ansible_collections.prodready.deploy.plugins.module_utils import _options
 from ansible_collections.prodready.deploy.plugins.module_utils import _process_io
 from ansible_collections.prodready.deploy.plugins.module_utils import _process_manager as pm
 
@@ -355,6 +356,9 @@ def argument_spec():
 
 def validate(params):
     """Check every value before touching anything; returns (spec, probe or None)."""
+    problem = _options.negative_option(params, argument_spec())
+    if problem:
+        raise ProdreadyError(problem)
     starting = params["state"] != "stopped"
     pm.check_name("name", params["name"])
     pm.check_name("color", params["color"])

@@ -316,6 +316,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.prodready.deploy.plugins.module_utils._errors import ProdreadyError
+from ansible_collections.prodready.deploy.plugins.module_utils import _options
 from ansible_collections.prodready.deploy.plugins.module_utils import _deploy_plan as dp
 from ansible_collections.prodready.deploy.plugins.module_utils import _lock_io
 from ansible_collections.prodready.deploy.plugins.module_utils import _lockfile
@@ -362,6 +363,9 @@ MUTUALLY_EXCLUSIVE = [["directories", "backup_dir"]]
 def validate(params):
     """Refuse values the spec alone does not catch, naming the option and the value, before
     anything is touched. Returns (ports by color, wanted directories)."""
+    problem = _options.negative_option(params, argument_spec())
+    if problem:
+        raise ProdreadyError(problem)
     if not os.path.isabs(params["app_root"]):
         raise ProdreadyError("app_root: must be an absolute path, got %r" % params["app_root"])
     if not params["run_id"].strip():
@@ -369,8 +373,6 @@ def validate(params):
     dp.check_version(params["version"])
     if params["lock_timeout"] < 0:
         raise ProdreadyError("lock_timeout: must be 0 or more seconds, got %s" % params["lock_timeout"])
-    if params["keep_releases"] < 0:
-        raise ProdreadyError("keep_releases: must be 0 (keep all) or more, got %s" % params["keep_releases"])
     for option in ("stale_after", "probe_timeout"):
         if params[option] <= 0:
             raise ProdreadyError("%s: must be more than 0 seconds, got %s" % (option, params[option]))

@@ -165,6 +165,7 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.prodready.deploy.plugins.module_utils._errors import ProdreadyError
+from ansible_collections.prodready.deploy.plugins.module_utils import _options
 from ansible_collections.prodready.deploy.plugins.module_utils import _lock_io
 from ansible_collections.prodready.deploy.plugins.module_utils._options import renamed_from
 
@@ -185,6 +186,9 @@ def argument_spec():
 
 def validate(params):
     """Refuse values the types alone do not catch, naming the option and the value."""
+    problem = _options.negative_option(params, argument_spec())
+    if problem:
+        raise ProdreadyError(problem)
     if not params["run_id"].strip():
         raise ProdreadyError("run_id: must not be empty")
     if params["lock_timeout"] < 0:

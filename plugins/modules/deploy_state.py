@@ -161,6 +161,7 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.prodready.deploy.plugins.module_utils._errors import ProdreadyError
+from ansible_collections.prodready.deploy.plugins.module_utils import _options
 from ansible_collections.prodready.deploy.plugins.module_utils import _atomic
 from ansible_collections.prodready.deploy.plugins.module_utils import _lock_io
 from ansible_collections.prodready.deploy.plugins.module_utils import _state_io
@@ -186,6 +187,9 @@ def argument_spec():
 
 def validate(params):
     """Refuse values the spec alone does not catch, naming the option and the value."""
+    problem = _options.negative_option(params, argument_spec())
+    if problem:
+        raise ProdreadyError(problem)
     if params["audit"] is not None and not params["audit_log"]:
         raise ProdreadyError("audit: an audit event needs audit_log, the file to append it to")
     if params["audit_log"] and os.path.isdir(params["audit_log"]):

@@ -252,6 +252,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.prodready.deploy.plugins.module_utils._errors import ProdreadyError
+from ansible_collections.prodready.deploy.plugins.module_utils import _options
 from ansible_collections.prodready.deploy.plugins.module_utils import _atomic
 from ansible_collections.prodready.deploy.plugins.module_utils import _envfile
 from ansible_collections.prodready.deploy.plugins.module_utils._redis import (
@@ -285,6 +286,9 @@ def validate(params):
     """Refuse options that do not apply to the chosen backend, flag names and values the
     app could not read, and bad ttls, naming the option and the value; returns the flags as
     the texts to write (None: remove)."""
+    problem = _options.negative_option(params, argument_spec())
+    if problem:
+        raise ProdreadyError(problem)
     backend = params["backend"]
     if backend == "env_file":
         for name in ("key_prefix", "hash_key", "ttl"):

@@ -324,6 +324,7 @@ per_url:
 from ansible.module_utils.basic import AnsibleModule, env_fallback
 
 from ansible_collections.prodready.deploy.plugins.module_utils._errors import ProdreadyError
+from ansible_collections.prodready.deploy.plugins.module_utils import _options
 from ansible_collections.prodready.deploy.plugins.module_utils import _http
 from ansible_collections.prodready.deploy.plugins.module_utils import _http_verdict as verdict
 from ansible_collections.prodready.deploy.plugins.module_utils._options import renamed_from
@@ -368,6 +369,9 @@ def argument_spec():
 
 def validate(params):
     """Check every value before the first request; returns (urls, thresholds, expectations)."""
+    problem = _options.negative_option(params, argument_spec())
+    if problem:
+        raise ProdreadyError(problem)
     urls = [params["url"]] if params.get("url") is not None else list(params.get("urls") or [])
     if not urls:
         raise ProdreadyError("urls must list at least one URL")

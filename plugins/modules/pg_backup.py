@@ -434,6 +434,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.prodready.deploy.plugins.module_utils._errors import ProdreadyError
+from ansible_collections.prodready.deploy.plugins.module_utils import _options
 from ansible_collections.prodready.deploy.plugins.module_utils import _backup_files as bf
 from ansible_collections.prodready.deploy.plugins.module_utils import _backup_store
 from ansible_collections.prodready.deploy.plugins.module_utils import _pg_dump
@@ -489,6 +490,9 @@ def validate(params):
     What depends on the backup itself (its format for `jobs`, its existence) is checked
     once it is found.
     """
+    problem = _options.negative_option(params, argument_spec())
+    if problem:
+        raise ProdreadyError(problem)
     mode = params["mode"]
     if mode == "backup":
         fmt = params["format"]

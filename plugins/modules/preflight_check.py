@@ -440,6 +440,7 @@ from ansible_collections.prodready.deploy.plugins.module_utils import _postgres
 from ansible_collections.prodready.deploy.plugins.module_utils import _redis
 from ansible_collections.prodready.deploy.plugins.module_utils._envfile import parse, values
 from ansible_collections.prodready.deploy.plugins.module_utils._errors import ProdreadyError
+from ansible_collections.prodready.deploy.plugins.module_utils import _options
 from ansible_collections.prodready.deploy.plugins.module_utils._options import renamed_from
 
 try:
@@ -501,6 +502,9 @@ def argument_spec():
 
 def validate(params):
     """Reject option values no check could use, naming the option (before any check runs)."""
+    problem = _options.negative_option(params, argument_spec())
+    if problem:
+        raise ProdreadyError(problem)
     for option in ENV_OPTIONS:
         if params.get(option) and not params.get("env_file") and params.get("env_values") is None:
             raise ProdreadyError("%s is set but neither env_file nor env_values is: name the env "

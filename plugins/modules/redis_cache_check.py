@@ -230,6 +230,7 @@ import time
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.prodready.deploy.plugins.module_utils._errors import ProdreadyError
+from ansible_collections.prodready.deploy.plugins.module_utils import _options
 from ansible_collections.prodready.deploy.plugins.module_utils import _redis
 from ansible_collections.prodready.deploy.plugins.module_utils import _stats
 
@@ -255,6 +256,9 @@ def argument_spec():
 
 def validate(params):
     """Check option values before connecting (bad input fails with the option's name)."""
+    problem = _options.negative_option(params, argument_spec())
+    if problem:
+        raise ProdreadyError(problem)
     _stats.validate_fraction("min_hit_ratio", params.get("min_hit_ratio"))
     _stats.validate_fraction("max_memory_ratio", params.get("max_memory_ratio"))
     for name in ("max_ping_ms", "max_evicted_keys", "min_samples"):

@@ -291,6 +291,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.prodready.deploy.plugins.module_utils._errors import ProdreadyError
+from ansible_collections.prodready.deploy.plugins.module_utils import _options
 from ansible_collections.prodready.deploy.plugins.module_utils._statefile import iso_utc
 from ansible_collections.prodready.deploy.plugins.module_utils import _release
 from ansible_collections.prodready.deploy.plugins.module_utils import _release_io
@@ -320,6 +321,9 @@ def argument_spec():
 
 def validate(params):
     """Refuse values the types alone do not catch; returns the expected sha256 ('' = none)."""
+    problem = _options.negative_option(params, argument_spec())
+    if problem:
+        raise ProdreadyError(problem)
     if not params["version"].strip():
         raise ProdreadyError("version: must not be empty")
     path = params["path"].rstrip("/")

@@ -292,6 +292,7 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.prodready.deploy.plugins.module_utils._errors import ProdreadyError
+from ansible_collections.prodready.deploy.plugins.module_utils import _options
 from ansible_collections.prodready.deploy.plugins.module_utils import _deploy_plan
 from ansible_collections.prodready.deploy.plugins.module_utils import _haproxy
 from ansible_collections.prodready.deploy.plugins.module_utils import _haproxy_runtime
@@ -334,6 +335,9 @@ MUTUALLY_EXCLUSIVE = [["admin_socket", "admin_address"]]
 
 def validate(params):
     """Refuse values the spec alone does not catch, naming the option and the value."""
+    problem = _options.negative_option(params, argument_spec())
+    if problem:
+        raise ProdreadyError(problem)
     if params["to"] and not _deploy_plan.VERSION_RE.fullmatch(params["to"]):
         raise ProdreadyError("to: %r is not a version (letters, digits and . + _ -, starting with a letter or digit)"
                              % params["to"])

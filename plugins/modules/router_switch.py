@@ -326,6 +326,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native, to_text
 
 from ansible_collections.prodready.deploy.plugins.module_utils._errors import ProdreadyError
+from ansible_collections.prodready.deploy.plugins.module_utils import _options
 from ansible_collections.prodready.deploy.plugins.module_utils import _atomic
 from ansible_collections.prodready.deploy.plugins.module_utils import _haproxy
 from ansible_collections.prodready.deploy.plugins.module_utils import _haproxy_runtime
@@ -390,6 +391,9 @@ def validate_live(params):
 
 def validate(params):
     """Refuse values the spec alone does not catch, naming the option and the value."""
+    problem = _options.negative_option(params, argument_spec())
+    if problem:
+        raise ProdreadyError(problem)
     haproxy = params["router"] == "haproxy"
     if not haproxy and params["state"] != "live":
         raise ProdreadyError("state: %s needs router=haproxy (nginx only switches)" % params["state"])

@@ -147,7 +147,7 @@ def test_failing_revision_names_revision_and_error(tmp_path):
     (dict(revision=" "), "revision: must not be empty"),
     (dict(url_env_var="APP-DB"), "url_env_var: 'APP-DB' is not an environment variable name"),
     (dict(version_table=""), "version_table: must not be empty"),
-    (dict(lock_timeout=-1), "lock_timeout: must be 0 or more seconds, got -1"),
+    (dict(lock_timeout=-1), "lock_timeout: must be 0 or more, got -1"),
 ])
 def test_bad_input(project, params, message):
     with pytest.raises(ProdreadyError) as info:

@@ -115,8 +115,8 @@ def test_check_mode_creates_nothing(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args, fragment", [
-    (dict(lock_timeout=-1), "lock_timeout: must be 0 or more seconds, got -1"),
-    (dict(timeout=-1), "lock_timeout: must be 0 or more seconds, got -1"),
+    (dict(lock_timeout=-1), "lock_timeout: must be 0 or more, got -1"),
+    (dict(timeout=-1), "lock_timeout: must be 0 or more, got -1"),
     (dict(stale_after=0), "stale_after: must be more than 0"),
     (dict(run_id=" "), "run_id: must not be empty"),
 ])

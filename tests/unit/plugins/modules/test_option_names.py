@@ -115,8 +115,8 @@ def test_one_name_per_concept(name):
 
 
 @pytest.mark.parametrize("name, args, message", [
-    ("deploy_lock", dict(path="/tmp/l", run_id="r1", lock_timeout=-1), "lock_timeout: must be 0 or more seconds, got -1"),
-    ("deploy_lock", dict(path="/tmp/l", run_id="r1", timeout=-1), "lock_timeout: must be 0 or more seconds, got -1"),
+    ("deploy_lock", dict(path="/tmp/l", run_id="r1", lock_timeout=-1), "lock_timeout: must be 0 or more, got -1"),
+    ("deploy_lock", dict(path="/tmp/l", run_id="r1", timeout=-1), "lock_timeout: must be 0 or more, got -1"),
     ("health_gate", dict(url="http://127.0.0.1:9/", request_timeout=0),
      "request_timeout must be greater than 0 seconds, got 0"),
     ("health_gate", dict(url="http://127.0.0.1:9/", timeout=0), "request_timeout must be greater than 0 seconds, got 0"),

@@ -212,7 +212,7 @@ def test_failed_checks_fail_the_task(tmp_path, option):
 @pytest.mark.parametrize("overrides, fragment", [
     (dict(env_required=["A"]), "env_required is set but neither env_file nor env_values is"),
     (dict(env_forbidden={"DEBUG": [True]}), "env_forbidden is set but neither env_file nor env_values is"),
-    (dict(min_cpu_count=-1), "min_cpu_count must be 0 or greater"),
+    (dict(min_cpu_count=-1), "min_cpu_count: must be 0 or more, got -1"),
     (dict(disk=[{"path": "/", "min_free_mb": None, "max_used_percent": 120}]),
      "disk[0].max_used_percent must be between 0 and 100"),
     (dict(disk=[{"path": "/", "min_free_mb": None, "max_used_percent": None}]),

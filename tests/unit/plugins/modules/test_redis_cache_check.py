@@ -153,10 +153,10 @@ def test_flush_refused_without_matching_confirmation(confirm):
 
 @pytest.mark.parametrize("overrides, fragment", [
     (dict(min_hit_ratio=1.5), "min_hit_ratio must be a fraction between 0 and 1"),
-    (dict(max_memory_ratio=-0.1), "max_memory_ratio must be a fraction between 0 and 1"),
-    (dict(max_ping_ms=-1), "max_ping_ms must be 0 or greater"),
-    (dict(max_evicted_keys=-3), "max_evicted_keys must be 0 or greater"),
-    (dict(min_samples=-1), "min_samples must be 0 or greater"),
+    (dict(max_memory_ratio=1.5), "max_memory_ratio must be a fraction between 0 and 1"),
+    (dict(max_ping_ms=-1), "max_ping_ms: must be 0 or more, got -1"),
+    (dict(max_evicted_keys=-3), "max_evicted_keys: must be 0 or more, got -3"),
+    (dict(min_samples=-1), "min_samples: must be 0 or more, got -1"),
     (dict(window=0), "window must be greater than 0 seconds"),
     (dict(batch_size=0), "batch_size must be 1 or greater"),
     (dict(invalidate=[""]), "invalidate must hold non-empty glob patterns"),

@@ -274,7 +274,7 @@ def test_unknown_server():
     (dict(admin_socket=None, admin_address="unix@/run/x.sock"),
      "admin_address: 'unix@/run/x.sock' has an address prefix"),
     (dict(admin_socket=None, admin_address="lb1"), "admin_address: 'lb1' is not host:port"),
-    (dict(wait_timeout=-1), "wait_timeout: must be 0 or more seconds, got -1"),
+    (dict(wait_timeout=-1), "wait_timeout: must be 0 or more, got -1"),
     (dict(keepalive=0), "keepalive: must be 1 or more, got 0"),
 ])
 def test_bad_options_name_the_option_and_the_value(kw, message):
