@@ -14,8 +14,9 @@ from test_option_names import MODULES, all_options, load, run_main  # noqa: E402
 
 COLORS = {"blue": {"port": 8101}, "green": {"port": 8102}}
 
-# Each module's smallest valid request (paths under a directory that does not exist: the
-# value under test must be refused before they are looked at).
+# Each module's smallest valid request (paths under /nonexistent, replaced by a directory of
+# the test's that does not exist: the value under test must be refused before they are
+# looked at, and a module that did not would leave nothing outside the test's directory).
 BASE = {
     "alembic_migrate": dict(project_path="/nonexistent/app", database_url="postgresql://u@127.0.0.1:9/db"),
     "color_process": dict(name="app", color="blue", port=8101, command="/bin/true", state="started",
@@ -59,16 +60,24 @@ def test_every_module_has_a_base_request():
 WITH = {("health_gate", "duration"): dict(requests=None), ("health_gate", "max_regression"): dict(baseline={"p95": 10})}
 
 
+def in_tmp(args, tmp_path):
+    """`args` with /nonexistent replaced by a missing directory under `tmp_path`."""
+    missing = str(tmp_path / "missing")
+    return {key: value.replace("/nonexistent", missing) if isinstance(value, str) else value
+            for key, value in args.items()}
+
+
 @pytest.mark.parametrize("name, option", CASES, ids=["%s.%s" % case for case in CASES])
-def test_a_negative_value_is_refused_naming_the_option(capsys, name, option):
-    args = dict(BASE[name], **WITH.get((name, option), {}))
+def test_a_negative_value_is_refused_naming_the_option(capsys, tmp_path, name, option):
+    args = in_tmp(dict(BASE[name], **WITH.get((name, option), {})), tmp_path)
     args = {key: value for key, value in dict(args, **{option: -1}).items() if value is not None}
     result = run_main(capsys, name, args)
     assert result.get("failed") is True, result
     assert option in result["msg"] and "-1" in result["msg"], result["msg"]
+    assert not (tmp_path / "missing").exists()  # refused before anything was made
 
 
 @pytest.mark.parametrize("name, args, message", NESTED)
-def test_a_negative_suboption_is_refused_naming_it(capsys, name, args, message):
-    result = run_main(capsys, name, dict(BASE[name], **args))
+def test_a_negative_suboption_is_refused_naming_it(capsys, tmp_path, name, args, message):
+    result = run_main(capsys, name, in_tmp(dict(BASE[name], **args), tmp_path))
     assert result.get("failed") is True and result["msg"].startswith(message), result
