@@ -328,6 +328,18 @@ def swap_db_names(db, when):
     return names[0], names[1]
 
 
+def discarded_rows(replaced, restored):
+    """{table: rows a restore discarded}, over every table: rows in the `replaced` database
+    beyond those in the `restored` one, and every row of a table the restore does not have
+    (made after the backup). Tables with nothing discarded are left out."""
+    out = {}
+    for name in sorted(replaced):
+        lost = replaced[name] - restored.get(name, 0)
+        if lost > 0:
+            out[name] = lost
+    return out
+
+
 def row_count_delta(before, after):
     """{table: rows in `before` minus rows in `after`} for tables counted in both.
 

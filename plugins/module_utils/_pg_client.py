@@ -131,6 +131,28 @@ def count_rows(conn, tables):
     return counts
 
 
+def user_tables(conn):
+    """Every ordinary table outside PostgreSQL's own schemas: `table` in schema public (as
+    row_count_tables names them), `schema.table` elsewhere."""
+    cur = conn.cursor()
+    try:
+        cur.execute("SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                    "WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
+                    "AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1, 2")
+        return [table if schema == "public" else "%s.%s" % (schema, table) for schema, table in cur.fetchall()]
+    finally:
+        cur.close()
+
+
+def count_every_table_in(params, db):
+    """{schema.table: row count} of every user table of database `db`."""
+    conn = connect(params, db=db)
+    try:
+        return count_rows(conn, user_tables(conn))
+    finally:
+        conn.close()
+
+
 def count_rows_in(params, db, tables):
     """Row counts of `tables` in database `db`, on a connection of its own."""
     conn = connect(params, db=db)

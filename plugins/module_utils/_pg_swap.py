@@ -214,7 +214,7 @@ def restore_swap(module, runner):
                           size_bytes=size, verified=True, restore_db=fresh, replaced_db=replaced)
             if module.check_mode:
                 runner.record(argv)
-                result.update(row_counts={}, row_counts_match=None, swap_window_s=None,
+                result.update(row_counts={}, row_counts_match=None, swap_window_s=None, discarded_rows=None,
                               terminated_sessions=sessions, replaced_row_counts={},
                               row_count_delta={}, duration_s=round(time.time() - started, 3),
                               executed_commands=runner.executed)
@@ -245,7 +245,16 @@ def restore_swap(module, runner):
                 raise
         finally:
             conn.close()
-    result.update(row_counts=counts, row_counts_match=match, swap_window_s=window,
+        # After the window (nothing writes to the replaced database any more): every table of
+        # both, so that rows written after the backup anywhere are counted, not only in
+        # row_count_tables.
+        try:
+            discarded = bf.discarded_rows(client.count_every_table_in(p, replaced),
+                                          client.count_every_table_in(p, target))
+        except ProdreadyError as exc:
+            discarded = None
+            module.warn("swap: could not compare every table of %s with %s: %s" % (replaced, target, exc))
+    result.update(discarded_rows=discarded, row_counts=counts, row_counts_match=match, swap_window_s=window,
                   terminated_sessions=terminated, replaced_row_counts=replaced_counts,
                   row_count_delta=bf.row_count_delta(replaced_counts, counts),
                   duration_s=round(time.time() - started, 3), executed_commands=runner.executed)

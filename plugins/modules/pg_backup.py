@@ -380,6 +380,16 @@ replaced_row_counts:
   returned: mode restore with O(swap)
   type: dict
   sample: {"orders": 1212}
+discarded_rows:
+  description:
+    - With O(swap), the rows the restore discarded, over every table of the replaced database (not only
+      O(row_count_tables)) - per table (C(table) in schema public, else C(schema.table)), its rows beyond the
+      restored database's, all of them for a table made after the backup. Counted after the swap window; tables with
+      nothing discarded are left out.
+    - V(null) when the comparison could not be made (a warning says why).
+  returned: mode restore with O(swap)
+  type: dict
+  sample: {"companies": 2, "products": 1, "audit.events": 4}
 row_count_delta:
   description:
     - With O(swap), per table, rows in the replaced database minus rows restored.

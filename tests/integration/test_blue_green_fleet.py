@@ -129,9 +129,22 @@ def query(fleet, sql, db=None):
     return rows
 
 
-def test_restore_rollback_swaps_the_backup_in_and_reports_the_window(fleet, failed_rollout):
+def test_restore_rollback_swaps_the_backup_in_and_reports_the_window(fleet, failed_rollout, app_python, tmp_path):
     query(fleet, "INSERT INTO companies (name) VALUES ('kept-by-the-backup')")
+    # A client writes to a table outside blue_green_row_count_tables after the backup (before
+    # the live gate): the restore discards the row and must say so.
+    pg = fleet["sandbox"]["services"]["postgres"]
+    dsn = "host=%s port=%s dbname=%s user=%s password=%s" % (
+        pg["host"], pg["port"], fleet["db"], pg["app_user"], fleet["sandbox"]["secrets"]["app_db_password"])
+    hook = tmp_path / "write_after_the_backup.yml"
+    hook.write_text(json.dumps([{
+        "name": "A client writes after the backup", "no_log": True,
+        "ansible.builtin.command": {"argv": [str(app_python), "-c", (
+            "import os, psycopg2; c = psycopg2.connect(os.environ['DSN']); c.autocommit = True; "
+            "c.cursor().execute(\"INSERT INTO companies (name) VALUES ('written-after-the-backup')\")")]},
+        "environment": {"DSN": dsn}}]))
     proc = deploy(fleet["inventory"], "1.2.1", deploy_hosts="h1", blue_green_db_rollback="restore",
+                  blue_green_hooks={"before_gate_live": str(hook)},
                   blue_green_gate_live={"requests": 200, "concurrency": 4, "max_error_rate": 0.01,
                                         "max_latency_ms": {"p95": 10000}})
     out = proc.flat
@@ -147,5 +160,12 @@ def test_restore_rollback_swaps_the_backup_in_and_reports_the_window(fleet, fail
     assert failure["result"] == "failed" and failure["db_rollback"] == "restore"
     restore = failure["restore"]
     assert float(restore["window_s"]) >= 0 and restore["replaced_db"].startswith(fleet["db"] + "_replaced_")
+    # The row written after the backup is counted as discarded (companies is not a counted
+    # table), in the audit line and in the failure message; it is still in the replaced database.
+    assert restore["discarded_rows"]["companies"] == 1, restore
+    assert '"companies": 1' in out
+    assert query(fleet, "SELECT count(*) FROM companies WHERE name = 'written-after-the-backup'") == [(0,)]
+    assert query(fleet, "SELECT count(*) FROM companies WHERE name = 'written-after-the-backup'",
+                 db=restore["replaced_db"]) == [(1,)]
     # The replaced database is kept, with the migration the restore undid.
     assert query(fleet, "SELECT version_num FROM alembic_version", db=restore["replaced_db"]) != [("0002",)]

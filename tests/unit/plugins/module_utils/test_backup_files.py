@@ -238,3 +238,14 @@ def test_swap_db_names_need_a_db():
 ])
 def test_row_count_delta(before, after, expected):
     assert bf.row_count_delta(before, after) == expected
+
+
+@pytest.mark.parametrize("replaced, restored, expected", [
+    ({"orders": 12, "companies": 3}, {"orders": 10, "companies": 3}, {"orders": 2}),
+    ({"audit.events": 4}, {}, {"audit.events": 4}),  # made after the backup: all of it
+    ({"audit_events": 0}, {}, {}),
+    ({"orders": 9}, {"orders": 10}, {}),  # deleted after the backup, back again: not discarded
+    ({}, {"old": 5}, {}),
+])
+def test_discarded_rows_over_every_table(replaced, restored, expected):
+    assert bf.discarded_rows(replaced, restored) == expected
