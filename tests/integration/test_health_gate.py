@@ -491,7 +491,8 @@ def test_check_mode_still_measures_a_get(server):
 
 @pytest.mark.parametrize("args, msg", [
     ({"url": "htp//127.0.0.1/health"}, "url 'htp//127.0.0.1/health' is not a valid URL: the scheme must be http or https"),
-    ({"url": "http://127.0.0.1:9/", "max_error_rate": -0.5}, "max_error_rate must be a fraction between 0 and 1 (0.01 = 1%), got -0.5"),
+    ({"url": "http://127.0.0.1:9/", "max_error_rate": 1.5}, "max_error_rate must be a fraction between 0 and 1 (0.01 = 1%), got 1.5"),
+    ({"url": "http://127.0.0.1:9/", "max_error_rate": -0.5}, "max_error_rate: must be 0 or more, got -0.5"),
     ({"url": "http://127.0.0.1:9/", "max_latency_ms": {"p95": -1}}, "max_latency_ms.p95 must be 0 or greater, got -1"),
     ({"url": "http://127.0.0.1:9/", "max_latency_ms": {"p95": 800, "max": 500}},
      "max_latency_ms.p95 (800 ms) is greater than max_latency_ms.max (500 ms)"),

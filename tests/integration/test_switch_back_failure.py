@@ -40,7 +40,8 @@ def stuck(sandbox, tmp_path_factory, app_python):
     hook = base / "lose_the_router.yml"
     hook.write_text("- name: The router's admin socket goes away\n"
                     "  ansible.builtin.file: {path: %s, state: absent}\n" % socket_link)
-    router = dict(slot["router"], app_haproxy_admin_socket=str(socket_link))
+    router = dict(slot["router"])
+    router["app_haproxy_admin_socket"] = str(socket_link)
     root = base / "srv"
     hv = host_vars(sandbox, APP, root, dist, db, slot["ports"], APP + "_", app_python, **router)
     hv["blue_green_hooks"] = "{{ {'before_gate_live': '%s'} if blue_green_version == '1.2.1' else {} }}" % hook
@@ -65,7 +66,7 @@ def stuck(sandbox, tmp_path_factory, app_python):
 def served(url, tries=20):
     """The versions the router answered with over `tries` requests (the errors release fails some)."""
     seen = set()
-    for _ in range(tries):
+    for _attempt in range(tries):
         answer = requests.get(url + "/health", timeout=5)
         if answer.status_code == 200:
             seen.add(answer.json()["version"])
