@@ -245,6 +245,18 @@ def switch(api, backend, live, servers=None, wait_timeout=10.0, old_state="drain
                 **apply_backups(api, backend, servers, before, backups, keep, listed, warn))
 
 
+def observe(api, backend, servers=None, clock=time.time):
+    """What haproxy serves, read only: the router_switch result of O(state=observed) for the
+    servers of `servers` (and their runtime backup servers; every server of the backend
+    without `servers`). Servers of `servers` that are not in the backend are simply absent
+    from servers_state: what is observed is reported, nothing is refused."""
+    colors, backups = _haproxy.in_scope(api.states(backend), servers)
+    serving = _haproxy.serving(colors)
+    return dict(changed=False, live=serving, previous_live=serving, servers_state=dict(colors, **backups),
+                switch_ms=0.0, reloaded=False, backup_server=backup_info(backups, True),
+                at=_haproxy.iso_utc(clock()))
+
+
 def fail_back(api, backend, servers, restore_to):
     """Put the servers of a failed switch back to their admin states {server: state} (those
     haproxy reports in another state); returns ('' or what went wrong doing so, for the

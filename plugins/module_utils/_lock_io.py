@@ -126,13 +126,33 @@ def take_away(path, record):
     return same
 
 
+def holder_gone(record, hostname=None):
+    """True when the lock's holder is provably gone: the controller it names ran on this host
+    and its ansible-playbook process no longer exists. A holder on another controller, or a
+    record without one, is never judged gone here (its age still applies)."""
+    controller = record.get("controller")
+    if not isinstance(controller, dict) or controller.get("host") != (hostname or socket.gethostname()):
+        return False
+    try:
+        pid = int(controller.get("pid"))
+    except (TypeError, ValueError):
+        return False
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except OSError as exc:
+        return exc.errno == errno.ESRCH
+    return False
+
+
 def acquire(path, run_id, owner=None, timeout=0.0, stale_after=3600.0, break_stale=False, force=False,
-            check_mode=False, clock=time.time, monotonic=time.monotonic, sleep=time.sleep):
+            check_mode=False, clock=time.time, monotonic=time.monotonic, sleep=time.sleep, controller=None):
     """Take the lock at `path` for `run_id` (or predict it in check mode), waiting up to
     `timeout` s for another run's; returns deploy_lock's result dict, raises
     ProdreadyError (with the same keys as details) when the lock stays held."""
     mine = _lockfile.make_record(owner or default_owner(), run_id, clock(),
-                                 socket.gethostname(), os.getpid())
+                                 socket.gethostname(), os.getpid(), controller)
     started = monotonic()
     broke = None
     while True:
@@ -147,11 +167,14 @@ def acquire(path, run_id, owner=None, timeout=0.0, stale_after=3600.0, break_sta
                             waited_s=round(waited, 3), broke_stale=broke)
             continue  # another run won the race: look at its lock
         now = clock()
-        action = _lockfile.decide(record, run_id, now, stale_after, break_stale, force)
+        action = _lockfile.decide(record, run_id, now, stale_after, break_stale, force,
+                                  gone=holder_gone(record))
         if action == _lockfile.OURS:
             return dict(changed=broke is not None, holder=record, acquired=True,
                         waited_s=round(waited, 3), broke_stale=broke)
-        if action in (_lockfile.BREAK_STALE, _lockfile.FORCE):
+        if action in (_lockfile.BREAK_STALE, _lockfile.FORCE, _lockfile.TAKEOVER):
+            if action == _lockfile.TAKEOVER:
+                record = dict(record, takeover=_lockfile.gone_reason(record))
             if check_mode:
                 return dict(changed=True, holder=mine, acquired=True, waited_s=round(waited, 3),
                             broke_stale=record)

@@ -18,12 +18,17 @@ WAIT = "wait"            # held by another run, fresh: wait or fail
 BREAK_STALE = "break"    # held by another run, stale, break_stale set: break it
 STALE = "stale"          # held by another run, stale, break_stale not set: fail
 FORCE = "force"          # held by another run, force set: take it
+TAKEOVER = "takeover"    # held by another run whose controller process is gone: take it over
 
 
-def make_record(owner, run_id, epoch, host, pid):
-    """The lock record written to the file."""
-    return dict(owner=owner, run_id=run_id, since=iso_utc(epoch), since_epoch=float(epoch),
-                host=host, pid=pid)
+def make_record(owner, run_id, epoch, host, pid, controller=None):
+    """The lock record written to the file. `controller` ({host, pid, user} of the
+    ansible-playbook run) lets a later run judge the lock by its holder, not by its age."""
+    record = dict(owner=owner, run_id=run_id, since=iso_utc(epoch), since_epoch=float(epoch),
+                  host=host, pid=pid)
+    if controller:
+        record["controller"] = dict(controller)
+    return record
 
 
 def render_record(record):
@@ -64,12 +69,15 @@ def is_stale(record, now, stale_after):
     return age_s(record, now) > float(stale_after)
 
 
-def decide(record, run_id, now, stale_after, break_stale, force):
-    """What an acquirer with `run_id` does about the lock `record` found in place."""
+def decide(record, run_id, now, stale_after, break_stale, force, gone=False):
+    """What an acquirer with `run_id` does about the lock `record` found in place; `gone`:
+    its holder's controller process is known to be gone (see _lock_io.holder_gone)."""
     if record.get("run_id") == run_id:
         return OURS
     if force:
         return FORCE
+    if gone:
+        return TAKEOVER
     if is_stale(record, now, stale_after):
         return BREAK_STALE if break_stale else STALE
     return WAIT
@@ -99,6 +107,13 @@ def release_refused_message(path, record, run_id):
     return ("deploy lock %s is held by %s, not by this run (%s); not releasing it "
             "(force: true releases it, which is dangerous while that run is alive)"
             % (path, describe(record), run_id))
+
+
+def gone_reason(record):
+    """Why a lock whose holder is gone was taken over, in words."""
+    controller = record.get("controller") or {}
+    return ("its holder %s is gone: ansible-playbook pid %s on %s no longer runs"
+            % (describe(record), controller.get("pid"), controller.get("host")))
 
 
 def _number(value):

@@ -95,6 +95,14 @@ options:
         stale lock fails the module, saying so.
     type: bool
     default: false
+  controller:
+    description:
+      - The controller running the play, as the lookup C(prodready.deploy.controller) returns
+        it (C(host), C(pid) of ansible-playbook, C(user)), recorded in the lock. A lock whose
+        controller ran on this host and whose ansible-playbook process is gone (the run was
+        killed) is taken over whatever its age; the takeover is a warning, an audit line in
+        O(audit_log) and RV(broke_stale) (with its C(takeover) reason).
+    type: dict
   version:
     description:
       - The version being deployed (letters, digits and C(. + _ -), starting with a letter or a
@@ -162,6 +170,29 @@ options:
     type: str
     choices: [haproxy, nginx, none]
     default: haproxy
+  router_observed:
+    description:
+      - "What the router serves now, as M(prodready.deploy.router_switch) V(state=observed)
+        returned it (run on the router host just before). With it, the router is the truth of
+        what is live, state.json only its record (see RV(reconciled)): a color that serves is
+        live whatever state.json says and is never the one the release starts on; state.json
+        is corrected under the lock (with the record of an interrupted run's intent, its
+        C(pending) key, when that run's switch happened) and an audit line written to
+        O(audit_log); RV(router_repair) names what the router must be put back on."
+      - Omitted (or O(router=none)), state.json alone says what is live.
+    type: dict
+  router_names:
+    description:
+      - "With O(router_observed), the router's name for each color: the haproxy server, for example
+        C({blue: h1-blue, green: h1-green}), or with nginx the address the upstream points at
+        (C({blue: 10.0.0.11:8101, ...})). Defaults to the colors (haproxy) or
+        C(<bind_host>:<port>) (nginx)."
+    type: dict
+  audit_log:
+    description:
+      - Where the line of a reconciliation (state.json corrected from the router) is appended.
+        Defaults to C(<app_root>/audit.log).
+    type: path
 attributes:
   check_mode:
     support: full
@@ -299,6 +330,24 @@ pruned:
   type: list
   elements: str
   sample: ["1.0.0"]
+observed:
+  description: What the router serves (V(null) without O(router_observed)) - the colors taking
+    traffic, this host's runtime backup servers left in the backend, and each color's state there.
+  returned: always
+  type: dict
+  sample: {"serving": ["green"], "backup_servers": ["prodready-backup-blue"], "seen": {"blue": "drain/DRAIN", "green": "ready/UP"}}
+reconciled:
+  description: How the router and state.json disagreed and what was done, in words; V('') when they agree.
+  returned: always
+  type: str
+  sample: "the router serves green (1.1.0) but state.json says blue (1.0.0); the run 20261207T101500-42
+    (started 2026-12-07T10:15:00Z) was interrupted after its switch: its record is adopted"
+router_repair:
+  description: The color the router must be put back on (this host's other servers drained,
+    leftover runtime backup servers removed), V(null) when the router is right.
+  returned: always
+  type: str
+  sample: green
 plan:
   description: The plan in one sentence, for the log.
   returned: always
@@ -316,13 +365,16 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.prodready.deploy.plugins.module_utils._errors import ProdreadyError
+from ansible_collections.prodready.deploy.plugins.module_utils import _atomic
 from ansible_collections.prodready.deploy.plugins.module_utils import _options
 from ansible_collections.prodready.deploy.plugins.module_utils import _deploy_plan as dp
 from ansible_collections.prodready.deploy.plugins.module_utils import _lock_io
 from ansible_collections.prodready.deploy.plugins.module_utils import _lockfile
 from ansible_collections.prodready.deploy.plugins.module_utils import _process_io
 from ansible_collections.prodready.deploy.plugins.module_utils import _process_manager as pm
+from ansible_collections.prodready.deploy.plugins.module_utils import _reconcile
 from ansible_collections.prodready.deploy.plugins.module_utils import _state_io
+from ansible_collections.prodready.deploy.plugins.module_utils import _statefile
 
 HOST_RE = re.compile(r"^[A-Za-z0-9_.:\[\]-]+$")
 
@@ -343,6 +395,7 @@ def argument_spec():
         lock_timeout=dict(type="float", default=0),
         stale_after=dict(type="float", default=3600),
         break_stale=dict(type="bool", default=False),
+        controller=dict(type="dict"),
         version=dict(type="str", required=True),
         keep_releases=dict(type="int", default=0),
         colors=dict(type="dict", required=True),
@@ -354,6 +407,9 @@ def argument_spec():
         probe_timeout=dict(type="float", default=2),
         name=dict(type="str", default="app"),
         router=dict(type="str", default="haproxy", choices=["haproxy", "nginx", "none"]),
+        router_observed=dict(type="dict"),
+        router_names=dict(type="dict"),
+        audit_log=dict(type="path"),
     )
 
 
@@ -391,6 +447,13 @@ def validate(params):
         except ProdreadyError:
             raise ProdreadyError("version_path: %r is not a dotted JSON path: use keys and [N] indexes, e.g. "
                                  "build.version, or empty for a plain-text version" % params["version_path"])
+    names = params["router_names"] or dict(
+        (color, color if params["router"] != "nginx" else "%s:%d" % (params["bind_host"], port))
+        for color, port in ports.items())
+    if sorted(names) != sorted(ports) or not all(isinstance(name, str) and name for name in names.values()):
+        raise ProdreadyError("router_names: must name every color (%s) with the router's name for it, got %r"
+                             % (", ".join(sorted(ports)), params["router_names"]))
+    params["router_names"] = names
     return ports, dp.wanted_directories(params["app_root"], params["backup_dir"], params["directories"])
 
 
@@ -467,21 +530,63 @@ def take_lock(module, result):
             raise ProdreadyError("lock_path: the directory %s of the lock file does not exist"
                                  % os.path.dirname(p["lock_path"]))
         lock = _lock_io.acquire(p["lock_path"], p["run_id"], owner=p["owner"], timeout=p["lock_timeout"],
-                                stale_after=p["stale_after"], break_stale=p["break_stale"])
+                                stale_after=p["stale_after"], break_stale=p["break_stale"], controller=p["controller"])
     result.update(locked=True, holder=lock["holder"], broke_stale=lock["broke_stale"])
+    broken = lock["broke_stale"]
+    if broken:
+        why = broken.get("takeover") or "stale since %s" % broken.get("since")
+        module.warn("deploy lock %s taken over from %s: %s" % (p["lock_path"], _lockfile.describe(broken), why))
+        _state_io.audit(p["audit_log"], dict(action="lock_takeover", run_id=p["run_id"], holder=broken, reason=why))
     # changed: created now (after breaking a stale one or not); False: this run held it already.
     return lock["changed"]
 
 
-def decide(p, ports, result):
-    """Read the state, ask the live color, and fill in the plan."""
+def reconcile(module, ports, state, st, result):
+    """Observe, then act: what the router serves against state.json (_reconcile). Corrects
+    state.json and writes the audit line (not in check mode); returns (state, probes by color)."""
+    p = module.params
+    probes = {}
+
+    def version_of(color):
+        if color not in probes:
+            probes[color] = probe(p["bind_host"], ports[color], p["health_path"], p["version_path"], p["version"],
+                                  p["probe_timeout"])
+        return probes[color]["version"]
+
+    if not p["router_observed"] or p["router"] == "none":
+        return state, probes
+    serving, backups, seen = _reconcile.observed_colors(p["router"], p["router_observed"], p["router_names"])
+    decision = _reconcile.reconcile(state, serving, backups, seen, p["run_id"], version_of,
+                                    checked=p["router"] == "haproxy")
+    result.update(observed=dict(serving=serving, backup_servers=backups, seen=seen), reconciled=decision["text"],
+                  router_repair=decision["repair"])
+    if decision["text"]:
+        module.warn("deploy_begin: " + decision["text"])
+    new_state, changed = _statefile.merge_update(state, decision["update"])
+    if module.check_mode:
+        return new_state, probes
+    with option_named("state_path"):
+        if changed:
+            _atomic.write_atomic(p["state_path"], _statefile.render_state(new_state), st, 0o640, "path")
+        if decision["event"]:
+            _state_io.audit(p["audit_log"], decision["event"])
+    result["changed"] = result["changed"] or changed
+    return new_state, probes
+
+
+def decide(module, ports, result):
+    """Read the state, read the router, ask the live color, and fill in the plan."""
+    p = module.params
     with option_named("state_path"):
         found = os.path.exists(p["state_path"])
-        state = _state_io.read_state_file(p["state_path"], False)[0] if found else {}
+        state, st = _state_io.read_state_file(p["state_path"], False) if found else ({}, None)
+    state, probes = reconcile(module, ports, state, st, result)
     live_color = state.get("live_color") or None
     live_version = state.get("live_version") or None
     served = dict(version=None, status=None, error=None)
-    if live_color in ports:
+    if live_color in probes:
+        served = probes[live_color]
+    elif live_color in ports:
         served = probe(p["bind_host"], ports[live_color], p["health_path"], p["version_path"], p["version"],
                        p["probe_timeout"])
     elif live_color:
@@ -489,7 +594,8 @@ def decide(p, ports, result):
             live_color, p["state_path"], ", ".join(sorted(ports)))
     idle = dp.idle_color(ports, live_color, p["strategy"], p["restart_color"])
     noop = dp.is_noop(live_version, p["version"], served["version"])
-    observed = dp.observed_text(live_color, live_version, served["version"], served["error"])
+    observed = "; ".join(text for text in (result["reconciled"], dp.observed_text(
+        live_color, live_version, served["version"], served["error"])) if text)
     result.update(state=state, state_found=found, live_color=live_color, live_version=live_version,
                   served_version=served["version"], served_status=served["status"], probe_error=served["error"],
                   idle_color=idle, idle_port=ports[idle], noop=noop,
@@ -527,11 +633,12 @@ def run(module):
     p = module.params
     p["state_path"] = p["state_path"] or os.path.join(p["app_root"], "state.json")
     p["lock_path"] = p["lock_path"] or os.path.join(p["app_root"], "deploy.lock")
+    p["audit_log"] = p["audit_log"] or os.path.join(p["app_root"], "audit.log")
     ports, wanted = validate(p)
     result = dict(changed=False, locked=False, holder=None, broke_stale=None, run_id=p["run_id"], state={},
                   state_found=False, live_color=None, live_version=None, served_version=None, served_status=None,
                   probe_error=None, idle_color=None, idle_port=None, noop=False, created=[], modes_fixed=[], pruned=[],
-                  plan="")
+                  observed=None, reconciled="", router_repair=None, plan="")
     try:
         created, modes_fixed = ensure_directories(wanted, module.check_mode)
         result.update(changed=bool(created or modes_fixed), created=created, modes_fixed=modes_fixed)
@@ -540,7 +647,7 @@ def run(module):
         exc.details = dict(result, **dict((key, exc.details[key]) for key in exc.details if key in result))
         raise
     try:
-        decide(p, ports, result)
+        decide(module, ports, result)
         if not result["noop"]:
             prune_releases(module, result)
     except Exception as exc:  # whatever failed after the lock was taken: release it first

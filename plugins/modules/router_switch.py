@@ -55,8 +55,17 @@ options:
       - "V(ready) (haproxy): the server(s) O(live) go back to C(ready) in one batch, every other
         server is left as it is; the module waits up to O(wait_timeout) for them to be UP and
         fails naming those that are not (they stay ready)."
+      - "V(observed): read only, nothing is sent. RV(live) is what serves now: with haproxy,
+        the list of servers taking part (the keys of O(servers), or every server of the
+        backend) that are ready and UP, RV(servers_state) each one's state and
+        RV(backup_server) the list of runtime backup servers in the backend; with nginx, the
+        key of O(servers) whose address the upstream include points at (V(null) when none
+        does) and RV(upstream_address) that address. A server of O(servers) missing from the
+        backend is reported missing (absent from RV(servers_state)), not refused. The
+        roles read the router this way before they plan anything: the router is the truth
+        of what is live, state.json only a record of it."
     type: str
-    choices: [live, maint, ready]
+    choices: [live, maint, ready, observed]
     default: live
   live:
     description:
@@ -223,6 +232,14 @@ EXAMPLES = r"""
     servers: {blue: null, green: null}
     admin_socket: /run/haproxy/admin.sock
 
+- name: Read what the router serves (nothing is changed)
+  prodready.deploy.router_switch:
+    router: haproxy
+    state: observed
+    servers: {blue: null, green: null}
+    admin_socket: /run/haproxy/admin.sock
+  register: seen  # seen.live: [green]; seen.backup_server: [{name: prodready-backup-blue, ...}]
+
 - name: Send traffic to blue through nginx
   prodready.deploy.router_switch:
     router: nginx
@@ -294,6 +311,12 @@ at:
   returned: always
   type: str
   sample: "2026-12-01T09:30:00.412345Z"
+upstream_address:
+  description: With nginx and O(state=observed), the address the upstream include points at
+    (V(null) when the include is missing or names no server).
+  returned: with nginx and O(state=observed)
+  type: str
+  sample: 127.0.0.1:8002
 reloaded:
   description: V(true) when nginx was reloaded. Always V(false) with haproxy.
   returned: always
@@ -338,7 +361,7 @@ def argument_spec():
     """The module's options."""
     return dict(
         router=dict(type="str", required=True, choices=["haproxy", "nginx"]),
-        state=dict(type="str", default="live", choices=["live", "maint", "ready"]),
+        state=dict(type="str", default="live", choices=["live", "maint", "ready", "observed"]),
         live=dict(type="raw"),
         servers=dict(type="dict"),
         wait_timeout=dict(type="float", default=10),
@@ -395,11 +418,10 @@ def validate(params):
     if problem:
         raise ProdreadyError(problem)
     haproxy = params["router"] == "haproxy"
-    if not haproxy and params["state"] != "live":
+    if not haproxy and params["state"] not in ("live", "observed"):
         raise ProdreadyError("state: %s needs router=haproxy (nginx only switches)" % params["state"])
-    if params["state"] == "maint" and params["live"] is not None:
-        raise ProdreadyError("live: not used with state=maint, which puts every server of servers "
-                             "(or of the backend) in maint; got %r" % (params["live"],))
+    if params["state"] in ("maint", "observed") and params["live"] is not None:
+        raise ProdreadyError("live: not used with state=%s; got %r" % (params["state"], params["live"]))
     servers = params["servers"]
     if servers is not None:
         if not servers:
@@ -443,6 +465,8 @@ def run_haproxy(module, api=None, monotonic=time.monotonic, sleep=time.sleep, cl
     params = module.params
     api = api or RuntimeApi(params["admin_socket"], params["admin_address"])
     servers = sorted(params["servers"]) if params["servers"] is not None else None
+    if params["state"] == "observed":
+        return _haproxy_runtime.observe(api, params["backend"], servers, clock=clock)
     if params["state"] == "maint":
         return _haproxy_runtime.maint(api, params["backend"], servers, check_mode=module.check_mode,
                                       monotonic=monotonic, clock=clock)
@@ -502,11 +526,26 @@ def nginx_argv(module, params, *args):
     return argv
 
 
+def observe_nginx(params):
+    """The router_switch result of O(state=observed) with nginx: the server of `servers` the
+    upstream include points at, read only."""
+    path = params["upstream_include"]
+    if os.path.isdir(path):
+        raise ProdreadyError("upstream_include: %s is a directory, not a file" % path)
+    old = read_bytes(path)[0]
+    address = _haproxy.upstream_address(to_text(old, errors="replace") if old is not None else None)
+    live = _haproxy.color_of(address, params["servers"]) if address else None
+    return dict(changed=False, live=live, previous_live=live, upstream_address=address, servers_state={},
+                switch_ms=0.0, reloaded=False, backup_server=None, at=_haproxy.iso_utc(time.time()))
+
+
 def run_nginx(module, monotonic=time.monotonic):
     """Point the nginx upstream include at `live`, test and reload; returns the result dict."""
     params = module.params
     live = params["live"]
     path = params["upstream_include"]
+    if params["state"] == "observed":
+        return observe_nginx(params)
     address = params["servers"][live]
     _haproxy.check_nginx_address(live, address)
     if os.path.isdir(path):

@@ -136,7 +136,34 @@ def test_documented_options_match_argument_spec():
 def test_every_returned_key_is_documented():
     documented = set(yaml.safe_load(router_switch.RETURN))
     result = run(FakeApi({"blue": "ready", "green": "maint"}, {"blue": True, "green": True}))
-    assert set(result) - COMMON_RESULT_KEYS == documented - {"diff"}
+    assert set(result) - COMMON_RESULT_KEYS == documented - {"diff", "upstream_address"}
+
+
+def test_observed_reads_what_serves_and_sends_nothing():
+    api = BackupApi({"blue": "drain", "green": "ready", "prodready-backup-blue": "ready"},
+                    {"blue": True, "green": True, "prodready-backup-blue": True})
+    api.addresses["prodready-backup-blue"] = "127.0.0.1:8001"
+    result = run(api, state="observed", live=None, servers={"blue": None, "green": None})
+    assert api.commands == [] and result["changed"] is False
+    assert result["live"] == ["green"]
+    assert result["backup_server"] == [{"name": "prodready-backup-blue", "address": "127.0.0.1:8001"}]
+    assert set(result["servers_state"]) == {"blue", "green", "prodready-backup-blue"}
+
+
+def test_observed_reports_a_missing_server_as_missing_not_as_an_error():
+    api = FakeApi({"blue": "ready"}, {"blue": True})
+    result = run(api, state="observed", live=None, servers={"blue": None, "green": None})
+    assert result["live"] == ["blue"] and set(result["servers_state"]) == {"blue"}
+
+
+def test_observed_nginx_names_the_server_the_include_points_at(tmp_path):
+    include = tmp_path / "up.conf"
+    include.write_text("upstream app_live {\n    server 127.0.0.1:8002;\n    keepalive 16;\n}\n")
+    module = FakeModule(dict(router="nginx", state="observed", live=None, upstream_include=str(include),
+                             servers={"blue": "127.0.0.1:8001", "green": "127.0.0.1:8002"}))
+    result = router_switch.observe_nginx(module.params)
+    assert (result["live"], result["upstream_address"], result["changed"]) == ("green", "127.0.0.1:8002", False)
+    assert router_switch.observe_nginx(dict(module.params, upstream_include=str(tmp_path / "none")))["live"] is None
 
 
 def test_switch_order_and_result():

@@ -1,0 +1,97 @@
+"""A deploy killed between its switch and its record (haproxy slot s7, after the switch-back test).
+
+With 1.0.0 live, a deploy of 1.1.0 (one more migration) is killed with SIGKILL - the
+ansible-playbook process, as an operator's ^C ^C or a lost CI runner would - when its live
+gate starts: the router serves 1.1.0 on green, with the runtime backup server of blue still in
+the backend, while state.json still says blue (1.0.0) and the lock names a run that is gone.
+
+The next run must observe the router before it plans: take the lock over (printed and
+audited), adopt what is really live with the record the killed run wrote before its switch (its
+backup, the revisions before its migration), remove the leftover backup server, never restart
+the color that serves, with 0 requests failed through the router; and a rollback from there
+must downgrade the database to where it was before 1.1.0.
+"""
+
+import pytest
+
+import demo_app
+from apptools import create_app_db, drop_db, retire_test_slot_app
+from bluegreen_tools import (LoadLoop, backup_servers, db_revision, deploy, haproxy_slot_vars, host_vars,
+                             read_audit, read_state, served_version, write_inventory)
+from helpers import ROOT, run_playbook
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("switch_back_failure")]
+
+SLOT = "s7"
+APP = "killed"
+
+
+@pytest.fixture(scope="module")
+def killed(sandbox, tmp_path_factory, app_python):
+    base = tmp_path_factory.mktemp("killed")
+    db = create_app_db(sandbox, "t_kill_")
+    demo_app.ensure_wheels()
+    dist = base / "dist"
+    for version, variant in {"1.0.0": "base", "1.1.0": "good"}.items():
+        demo_app.build(version, variant, dist)
+    slot = haproxy_slot_vars(sandbox, SLOT)
+    inventory = base / "hosts.yml"
+    hook = base / "kill_the_controller.yml"
+    # SIGKILL to this inventory's ansible-playbook (and nothing else running on the machine).
+    hook.write_text("- name: The controller is killed (SIGKILL) as the live gate starts\n"
+                    "  ansible.builtin.command:\n"
+                    "    argv: [pkill, -KILL, -f, 'ansible-playbook .*deploy.yml -i %s']\n" % inventory)
+    root = base / "srv"
+    hv = host_vars(sandbox, APP, root, dist, db, slot["ports"], APP + "_", app_python, **slot["router"])
+    hv["blue_green_hooks"] = "{{ {'before_gate_live': '%s'} if kill_before_gate_live | default(false) else {} }}" % hook
+    write_inventory(inventory, {"h1": hv})
+    first = deploy(inventory, "1.0.0")
+    assert first.returncode == 0, first.output[-3000:]
+    proc = deploy(inventory, "1.1.0", kill_before_gate_live=True)
+    yield {"proc": proc, "root": root, "db": db, "inventory": inventory, "sandbox": sandbox,
+           "url": slot["router"]["app_router_url"], "backend": sandbox["services"]["haproxy"]["slots"][SLOT]["backend"]}
+    retire_test_slot_app(sandbox, APP, ROOT, sandbox["services"]["haproxy"]["slots"][SLOT]["backend"])
+    drop_db(sandbox, db)
+
+
+def test_the_kill_leaves_the_router_on_the_new_release_and_state_json_behind(killed):
+    assert killed["proc"].returncode != 0
+    assert served_version(killed["url"]) == "1.1.0"
+    state = read_state(killed["root"])
+    assert (state["live_color"], state["live_version"]) == ("blue", "1.0.0")
+    # The intent recorded before the switch: what the next run adopts.
+    assert state["pending"]["version"] == "1.1.0" and state["pending"]["color"] == "green"
+    assert state["pending"]["record"]["db_revisions_before"] == ["0002"]
+    assert backup_servers(killed["sandbox"], killed["backend"]) == ["prodready-backup-blue"]
+    assert (killed["root"] / "deploy.lock").exists()
+
+
+def test_the_next_run_adopts_what_the_router_serves_with_no_failed_request(killed):
+    with LoadLoop(killed["url"] + "/health") as load:
+        proc = deploy(killed["inventory"], "1.1.0")
+    assert proc.returncode == 0, proc.output[-3000:]
+    assert load.failed == [] and load.ok > 0, load.failed[:10]
+    assert load.versions == {"1.1.0"}  # the serving color was never restarted nor switched
+    # Said in words: the lock taken over, the interrupted run, what is done.
+    assert "taken over from" in proc.flat and "no longer runs" in proc.flat
+    assert "the router serves green (1.1.0) but state.json says blue (1.0.0)" in proc.flat
+    assert "was interrupted after its switch: its record is adopted" in proc.flat
+    assert "already live on green, which serves it: nothing to do" in proc.flat
+    state = read_state(killed["root"])
+    assert (state["live_color"], state["live_version"], state["previous_version"]) == ("green", "1.1.0", "1.0.0")
+    assert state["db_revisions_before"] == ["0002"] and "pending" not in state
+    assert backup_servers(killed["sandbox"], killed["backend"]) == []
+    assert not (killed["root"] / "deploy.lock").exists()
+    actions = [line["action"] for line in read_audit(killed["root"])]
+    assert "lock_takeover" in actions and "reconcile" in actions
+    reconcile = [line for line in read_audit(killed["root"]) if line["action"] == "reconcile"][-1]
+    assert reconcile["interrupted_run"] and reconcile["live_version"] == "1.1.0"
+
+
+def test_a_rollback_after_it_downgrades_to_where_the_database_was(killed):
+    assert db_revision(killed["sandbox"], killed["db"]) == "0003"
+    proc = run_playbook(ROOT / "playbooks" / "rollback.yml", inventory=killed["inventory"], timeout=600,
+                        extra_vars={"deploy_hosts": "all", "rollback_to": "1.0.0", "rollback_db": "downgrade"})
+    assert proc.returncode == 0, proc.output[-3000:]
+    assert served_version(killed["url"]) == "1.0.0"
+    assert db_revision(killed["sandbox"], killed["db"]) == "0002"
