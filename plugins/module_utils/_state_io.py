@@ -20,6 +20,7 @@ import time
 from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.prodready.deploy.plugins.module_utils._errors import ProdreadyError
+from ansible_collections.prodready.deploy.plugins.module_utils import _atomic
 from ansible_collections.prodready.deploy.plugins.module_utils import _statefile
 
 NEW_AUDIT_MODE = 0o600
@@ -86,3 +87,16 @@ def audit(path, event, now=None):
     line = audit_line(event, now)
     append_audit(path, _statefile.render_audit_line(line))
     return line
+
+
+def write_reconciled(path, st, state, decision, audit_log, check_mode, new_mode=0o640):
+    """Apply a _reconcile decision: state.json takes decision["update"] (atomically, written
+    only when it changes) and its event goes to `audit_log`; in check mode nothing is written.
+    Returns (the state as it is now, whether the file changed)."""
+    new_state, changed = _statefile.merge_update(state, decision["update"])
+    if not check_mode:
+        if changed:
+            _atomic.write_atomic(path, _statefile.render_state(new_state), st, new_mode, "state_path")
+        if decision["event"] and audit_log:
+            audit(audit_log, decision["event"])
+    return new_state, changed and not check_mode

@@ -365,7 +365,6 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.prodready.deploy.plugins.module_utils._errors import ProdreadyError
-from ansible_collections.prodready.deploy.plugins.module_utils import _atomic
 from ansible_collections.prodready.deploy.plugins.module_utils import _options
 from ansible_collections.prodready.deploy.plugins.module_utils import _deploy_plan as dp
 from ansible_collections.prodready.deploy.plugins.module_utils import _lock_io
@@ -374,7 +373,6 @@ from ansible_collections.prodready.deploy.plugins.module_utils import _process_i
 from ansible_collections.prodready.deploy.plugins.module_utils import _process_manager as pm
 from ansible_collections.prodready.deploy.plugins.module_utils import _reconcile
 from ansible_collections.prodready.deploy.plugins.module_utils import _state_io
-from ansible_collections.prodready.deploy.plugins.module_utils import _statefile
 
 HOST_RE = re.compile(r"^[A-Za-z0-9_.:\[\]-]+$")
 
@@ -562,14 +560,8 @@ def reconcile(module, ports, state, st, result):
                   router_repair=decision["repair"])
     if decision["text"]:
         module.warn("deploy_begin: " + decision["text"])
-    new_state, changed = _statefile.merge_update(state, decision["update"])
-    if module.check_mode:
-        return new_state, probes
-    with option_named("state_path"):
-        if changed:
-            _atomic.write_atomic(p["state_path"], _statefile.render_state(new_state), st, 0o640, "path")
-        if decision["event"]:
-            _state_io.audit(p["audit_log"], decision["event"])
+    new_state, changed = _state_io.write_reconciled(p["state_path"], st, state, decision, p["audit_log"],
+                                                    module.check_mode)
     result["changed"] = result["changed"] or changed
     return new_state, probes
 

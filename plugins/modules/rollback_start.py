@@ -168,6 +168,21 @@ options:
       - The audit log the switch is recorded in (C(action=rollback), C(step=switch)), like
         M(prodready.deploy.deploy_state) writes it. Nothing is written without it.
     type: path
+  router_observed:
+    description:
+      - "What the router serves, as M(prodready.deploy.router_switch) V(state=observed) returned
+        it on the router host, for a router this host does not reach (O(switch=false)). With
+        O(switch=true) and haproxy the module reads the router itself. Either way the router
+        is the truth of what is live: before the plan, state.json is reconciled with it as
+        M(prodready.deploy.deploy_begin) does (RV(reconciled)), so that a rollback after an
+        interrupted deploy or a failed switch back starts from what really serves."
+    type: dict
+  controller:
+    description:
+      - The controller running the play (lookup C(prodready.deploy.controller)), recorded in
+        the lock; a lock whose ansible-playbook process is gone on this host is taken over, as
+        M(prodready.deploy.deploy_begin) does.
+    type: dict
 attributes:
   check_mode:
     support: full
@@ -278,6 +293,18 @@ switch:
   returned: always
   type: dict
   sample: {"live": "blue", "previous_live": "green", "switch_ms": 512.3}
+reconciled:
+  description: How the router and state.json disagreed and what was done, in words (V('') when
+    they agree or the router was not read).
+  returned: always
+  type: str
+  sample: "the router serves green (1.1.0) but state.json says blue (1.0.0); ..."
+router_repair:
+  description: The color the router had to be put back on (done here with haproxy when the
+    module reaches it), V(null) when the router was right.
+  returned: always
+  type: str
+  sample: green
 audit_line:
   description: The switch's audit record appended to O(audit_log), V(null) when none was written.
   returned: always
@@ -298,6 +325,9 @@ from ansible_collections.prodready.deploy.plugins.module_utils import _haproxy
 from ansible_collections.prodready.deploy.plugins.module_utils import _haproxy_runtime
 from ansible_collections.prodready.deploy.plugins.module_utils import _http
 from ansible_collections.prodready.deploy.plugins.module_utils import _lock_io
+from ansible_collections.prodready.deploy.plugins.module_utils import _lockfile
+from ansible_collections.prodready.deploy.plugins.module_utils import _process_io
+from ansible_collections.prodready.deploy.plugins.module_utils import _reconcile
 from ansible_collections.prodready.deploy.plugins.module_utils._options import renamed_from
 from ansible_collections.prodready.deploy.plugins.module_utils import _state_io
 
@@ -327,6 +357,8 @@ def argument_spec():
         server_prefix=dict(type="str", default=""),
         wait_timeout=dict(type="float", default=10),
         audit_log=dict(type="path"),
+        router_observed=dict(type="dict"),
+        controller=dict(type="dict"),
     )
 
 
@@ -421,6 +453,57 @@ def probe(bind_host, port, health_path, version_path, target, timeout):
     return "" if sample["ok"] else sample["reason"]
 
 
+def served_version(p, port):
+    """The version the color at `port` answers with (None when it gives none)."""
+    url = "http://%s:%d%s" % (p["bind_host"], port, p["health_path"])
+    return _process_io.HttpProbe(url, p["probe_timeout"], "", p["version_path"]).probe()["version"]
+
+
+def reconcile(module, ports, state, api, result):
+    """Observe, then act (_reconcile): the router read here (haproxy reached from this host) or
+    given as router_observed, reconciled with state.json before anything is planned; state.json
+    corrected and the decision audited (not in check mode). Returns the state to plan on."""
+    p = module.params
+    if api is not None:
+        servers = [p["server_prefix"] + name for name in sorted(ports)]
+        try:
+            observed = _haproxy_runtime.observe(api, p["backend"], servers)
+        except ProdreadyError as exc:
+            # A restore stops traffic later, through the same API, and fails there if it must.
+            result["reconciled"] = "the router could not be read, state.json is taken as it is: %s" % exc
+            module.warn("rollback_start: " + result["reconciled"])
+            return state
+    elif p["router_observed"]:
+        observed = p["router_observed"]
+    else:
+        return state
+    if p["router"] == "nginx":
+        names = dict((color, "%s:%d" % (p["bind_host"], port)) for color, port in ports.items())
+    else:
+        names = dict((color, p["server_prefix"] + color) for color in ports)
+    serving, backups, seen = _reconcile.observed_colors(p["router"], observed, names)
+    found = {}
+
+    def version_of(color):
+        if color not in found:
+            found[color] = served_version(p, ports[color])
+        return found[color]
+
+    decision = _reconcile.reconcile(state, serving, backups, seen, p["run_id"], version_of,
+                                    checked=p["router"] == "haproxy")
+    result.update(reconciled=decision["text"], router_repair=decision["repair"])
+    if decision["text"]:
+        module.warn("rollback_start: " + decision["text"])
+    state = _state_io.write_reconciled(p["state_path"], os.stat(p["state_path"]), state, decision, p["audit_log"],
+                                       module.check_mode)[0]
+    if decision["repair"] and api is not None and not module.check_mode:
+        _haproxy_runtime.switch(api, p["backend"], p["server_prefix"] + decision["repair"],
+                                [p["server_prefix"] + name for name in sorted(ports)],
+                                wait_timeout=p["wait_timeout"], warn=module.warn)
+        result["changed"] = True
+    return state
+
+
 def new_run_id(epoch):
     """A rollback's run id: rollback-<UTC time>-<random number>."""
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(epoch))
@@ -437,17 +520,27 @@ def run(module):
     do_switch = p["switch"] and p["router"] == "haproxy"
     result = dict(changed=False, state_found=False, locked=False, holder=None, state={}, target="",
                   color="", noop=False, warm=False, probe_reason="", switched=False, switch=None,
-                  audit_line=None, run_id=p["run_id"], started_at=started_at)
+                  audit_line=None, run_id=p["run_id"], started_at=started_at, reconciled="", router_repair=None)
     if not os.path.exists(p["state_path"]):
         return result
     result["state_found"] = True
     if not module.check_mode:
         lock = _lock_io.acquire(p["lock_path"], p["run_id"], owner=p["owner"],
-                                timeout=0.0 if p["force"] else p["lock_timeout"], force=p["force"])
+                                timeout=0.0 if p["force"] else p["lock_timeout"], force=p["force"],
+                                controller=p["controller"])
         # The lock is released at the end of the run: taking it is not a change of the host.
         result.update(locked=True, holder=lock["holder"])
+        taken = lock["broke_stale"]
+        if taken and taken.get("takeover"):
+            module.warn("deploy lock %s taken over from %s: %s" % (p["lock_path"], _lockfile.describe(taken),
+                                                                   taken["takeover"]))
+            if p["audit_log"]:
+                _state_io.audit(p["audit_log"], dict(action="lock_takeover", run_id=p["run_id"], holder=taken,
+                                                     reason=taken["takeover"]))
     try:
         state = _state_io.read_state_file(p["state_path"], True)[0]
+        api = _haproxy_runtime.RuntimeApi(p["admin_socket"], p["admin_address"]) if do_switch else None
+        state = reconcile(module, ports, state, api, result)
         target, color, noop = plan(state, p["to"], ports)
         result.update(state=state, target=target, color=color, noop=noop)
         if not target or noop or not color:
@@ -457,7 +550,6 @@ def run(module):
         result.update(warm=not reason, probe_reason=reason)
         if reason or not do_switch or module.check_mode or not db_allows_switch(p["db_rollback"], state):
             return result
-        api = _haproxy_runtime.RuntimeApi(p["admin_socket"], p["admin_address"])
         prefix = p["server_prefix"]
         switch = _haproxy_runtime.switch(api, p["backend"], prefix + color, [prefix + name for name in sorted(ports)],
                                          wait_timeout=p["wait_timeout"], warn=module.warn)

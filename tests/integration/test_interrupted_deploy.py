@@ -95,3 +95,19 @@ def test_a_rollback_after_it_downgrades_to_where_the_database_was(killed):
     assert proc.returncode == 0, proc.output[-3000:]
     assert served_version(killed["url"]) == "1.0.0"
     assert db_revision(killed["sandbox"], killed["db"]) == "0002"
+
+
+def test_a_rollback_right_after_a_kill_starts_from_what_the_router_serves(killed):
+    again = deploy(killed["inventory"], "1.1.0", kill_before_gate_live=True)
+    assert again.returncode != 0
+    assert served_version(killed["url"]) == "1.1.0" and read_state(killed["root"])["live_version"] == "1.0.0"
+    with LoadLoop(killed["url"] + "/health") as load:
+        proc = run_playbook(ROOT / "playbooks" / "rollback.yml", inventory=killed["inventory"], timeout=600,
+                            extra_vars={"deploy_hosts": "all", "rollback_to": "1.0.0", "rollback_db": "downgrade"})
+    assert proc.returncode == 0, proc.output[-3000:]
+    assert "already live" not in proc.flat
+    assert "was interrupted after its switch: its record is adopted" in proc.flat
+    assert load.failed == [], load.failed[:10]
+    assert served_version(killed["url"]) == "1.0.0"
+    assert db_revision(killed["sandbox"], killed["db"]) == "0002"
+    assert backup_servers(killed["sandbox"], killed["backend"]) == []

@@ -73,3 +73,42 @@ def test_stale_message_tells_how_to_break():
 def test_release_refused_message():
     msg = _lockfile.release_refused_message("/l", rec(), "r9")
     assert "held by alice@ci (run r1)" in msg and "(r9)" in msg and "force: true" in msg
+
+
+def test_a_lock_whose_controller_process_is_gone_is_taken_over_whatever_its_age():
+    record = _lockfile.make_record("ci@ctl", "other", 100.0, "h1", 1, {"host": "ctl", "pid": 4242, "user": "ci"})
+    assert record["controller"] == {"host": "ctl", "pid": 4242, "user": "ci"}
+    assert _lockfile.decide(record, "mine", 101.0, 3600, False, False, gone=True) == _lockfile.TAKEOVER
+    assert _lockfile.decide(record, "mine", 101.0, 3600, False, False, gone=False) == _lockfile.WAIT
+    assert _lockfile.decide(record, "other", 101.0, 3600, False, False, gone=True) == _lockfile.OURS
+    assert _lockfile.gone_reason(record) == ("its holder ci@ctl (run other) is gone: ansible-playbook pid 4242 "
+                                             "on ctl no longer runs")
+
+
+def test_holder_gone_only_for_a_dead_process_on_this_host(tmp_path):
+    import os
+    import subprocess
+    from ansible_collections.prodready.deploy.plugins.module_utils import _lock_io
+
+    child = subprocess.Popen(["true"])
+    child.wait()  # reaped: its pid names no process now
+    dead = {"controller": {"host": "here", "pid": child.pid}}
+    assert _lock_io.holder_gone(dead, hostname="here") is True
+    assert _lock_io.holder_gone(dead, hostname="elsewhere") is False  # another controller: its age decides
+    assert _lock_io.holder_gone({"controller": {"host": "here", "pid": os.getpid()}}, hostname="here") is False
+    assert _lock_io.holder_gone({"pid": child.pid}, hostname="here") is False  # an older record: no controller
+
+
+def test_acquire_takes_over_a_lock_left_by_a_killed_run_and_says_why(tmp_path):
+    import socket
+    import subprocess
+    from ansible_collections.prodready.deploy.plugins.module_utils import _lock_io
+
+    child = subprocess.Popen(["true"])
+    child.wait()
+    path = str(tmp_path / "deploy.lock")
+    _lock_io.create_lock(path, _lockfile.make_record("ci", "killed", 1.0, "h1", 1,
+                                                     {"host": socket.gethostname(), "pid": child.pid}))
+    taken = _lock_io.acquire(path, "next", timeout=0)
+    assert taken["acquired"] and taken["holder"]["run_id"] == "next"
+    assert taken["broke_stale"]["run_id"] == "killed" and "no longer runs" in taken["broke_stale"]["takeover"]
