@@ -531,3 +531,71 @@ def test_redis_backend_with_ttl_and_revert(sandbox, tmp_path):
         if keys:
             client.delete(*keys)
         client.close()
+
+
+@pytest.fixture
+def private_redis(tmp_path):
+    """A Redis of this test's own (it is stopped with SIGSTOP: the sandbox's is shared)."""
+    port = own_port()
+    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no", "--dir", str(tmp_path)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    client = redis.Redis(host="127.0.0.1", port=port, decode_responses=True, socket_timeout=5)
+    for _attempt in range(100):
+        try:
+            client.ping()
+            break
+        except redis.RedisError:
+            threading.Event().wait(0.05)
+    yield proc, port, client
+    os.kill(proc.pid, 18)  # SIGCONT, in case the test left it stopped
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def redis_stage(pid, resume_after=None):
+    """A stage whose gate stops Redis (SIGSTOP) and fails: the revert meets a Redis that does
+    not answer; with `resume_after`, Redis comes back that many seconds later."""
+    script = "kill -STOP %d" % pid
+    if resume_after:
+        script += "; setsid sh -c 'sleep %s; kill -CONT %d' >/dev/null 2>&1 </dev/null &" % (resume_after, pid)
+    return [{"name": "flip", "flags": {"ENABLE_PO_CACHING": True}, "restart": False,
+             "gates": {"command": {"name": "redis stops", "argv": ["sh", "-c", script + "; exit 1"]}}}]
+
+
+def redis_host(tmp_path, port, retries):
+    return write_inventory(tmp_path, {"web1": {
+        "flag_rollout_backend": "redis", "flag_rollout_restart": False,
+        "flag_rollout_redis_host": "127.0.0.1", "flag_rollout_redis_port": port,
+        "flag_rollout_redis_key_prefix": "t:", "flag_rollout_revert_retries": retries, "flag_rollout_revert_delay": 1,
+        "app_root": str(tmp_path)}})
+
+
+def test_a_revert_retries_until_redis_answers_again(tmp_path, private_redis):
+    proc, port, client = private_redis
+    client.set("t:ENABLE_PO_CACHING", "false")
+    run = run_playbook(PLAYBOOK, inventory=redis_host(tmp_path, port, 5),
+                       extra_vars={"flag_rollout_stages": redis_stage(proc.pid, resume_after=4)})
+    assert run.returncode != 0
+    assert "stage 'flip' gate failed" in run.flat and "FLAGS STILL APPLIED" not in run.flat
+    assert client.get("t:ENABLE_PO_CACHING") == "false"  # restored once Redis answered
+    revert = [line for line in audit_lines(tmp_path / "audit.log") if line["action"] == "revert"][-1]
+    assert revert["result"].startswith("restored flip") and revert["user"] != "unknown"
+
+
+def test_a_revert_that_cannot_reach_redis_says_which_flags_are_still_applied(tmp_path, private_redis):
+    proc, port, client = private_redis
+    client.set("t:ENABLE_PO_CACHING", "false")
+    run = run_playbook(PLAYBOOK, inventory=redis_host(tmp_path, port, 1),
+                       extra_vars={"flag_rollout_stages": redis_stage(proc.pid)})
+    os.kill(proc.pid, 18)  # SIGCONT: Redis answers again, with what the failed revert left
+    assert run.returncode != 0
+    message = run.flat[run.flat.index("FLAGS STILL APPLIED"):]
+    assert message.startswith("FLAGS STILL APPLIED on web1: the revert could not restore them after 2 tries ("), message
+    assert 'stage flip -> previous values {"ENABLE_PO_CACHING": "false"}' in message, message[:600]
+    assert "timed out" in message[:600]
+    assert "stage 'flip' gate failed" in message  # the cause is kept
+    assert "One or more items failed" not in run.flat.replace("...ignoring", "")
+    assert client.get("t:ENABLE_PO_CACHING") == "true"  # still applied, as said
+    revert = [line for line in audit_lines(tmp_path / "audit.log") if line["action"] == "revert"][-1]
+    assert revert["result"].startswith("revert FAILED, flags still applied: stage flip")
