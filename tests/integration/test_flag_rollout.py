@@ -595,6 +595,7 @@ def test_a_revert_that_cannot_reach_redis_says_which_flags_are_still_applied(tmp
     assert 'stage flip -> previous values {"ENABLE_PO_CACHING": "false"}' in message, message[:600]
     assert "timed out" in message[:600]
     assert "stage 'flip' gate failed" in message  # the cause is kept
+    assert "reverted stage(s) none" in message  # flip was not reverted, and is not said to be
     assert "One or more items failed" not in run.flat.replace("...ignoring", "")
     assert client.get("t:ENABLE_PO_CACHING") == "true"  # still applied, as said
     revert = [line for line in audit_lines(tmp_path / "audit.log") if line["action"] == "revert"][-1]
