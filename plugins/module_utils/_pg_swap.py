@@ -182,9 +182,60 @@ def swap_in(p, conn, target, fresh, replaced, tables):
             counter.close()
 
 
-def restore_swap(module, runner):
-    """Mode `restore` with `swap`: restore into a fresh database, verify it, swap it in by rename."""
+def discarded_after(module, p, replaced, target):
+    """Rows of every table of `replaced` beyond `target`'s, counted after the window (nothing
+    writes to the replaced database any more); None (and a warning) when they cannot be."""
+    try:
+        return bf.discarded_rows(client.count_every_table_in(p, replaced), client.count_every_table_in(p, target))
+    except ProdreadyError as exc:
+        module.warn("swap: could not compare every table of %s with %s: %s" % (replaced, target, exc))
+        return None
+
+
+def swap_prepared(module, runner):
+    """Mode `restore` with `swap` and `restored_db`: the backup was restored into that database
+    by an earlier call (`swap_later`) while the application still served; only the swap runs
+    now, the short step for which the application's writes are stopped."""
     p = module.params
+    started = time.time()
+    target = p.get("target_db") or p.get("db")
+    fresh = p["restored_db"]
+    replaced = bf.swap_db_names(target, bf.utc_datetime(started))[1]
+    tables = p["row_count_tables"]
+    conn = swap_connection(p)
+    try:
+        if database_settings(conn, target) is None:
+            raise ProdreadyError("target_db: database %s does not exist, there is nothing to swap" % target)
+        if fresh == target or database_settings(conn, fresh) is None:
+            raise ProdreadyError("restored_db: database %s does not exist (or is the target); restore into it first "
+                                 "with swap_later: true" % fresh)
+        if database_settings(conn, replaced) is not None:
+            raise ProdreadyError("swap: database %s already exists; retry in a second" % replaced)
+        result = dict(changed=True, path=None, target_db=target, created_target=False, manifest=None, sha256=None,
+                      size_bytes=None, verified=None, restore_db=fresh, replaced_db=replaced, swapped=True)
+        counts = client.count_rows_in(p, fresh, tables) if tables else {}
+        if module.check_mode:
+            result.update(row_counts=counts, row_counts_match=None, swap_window_s=None, discarded_rows=None,
+                          terminated_sessions=len(session_pids(conn, target)), replaced_row_counts={},
+                          row_count_delta={}, duration_s=round(time.time() - started, 3),
+                          executed_commands=runner.executed)
+            return result
+        window, terminated, replaced_counts = swap_in(p, conn, target, fresh, replaced, tables)
+    finally:
+        conn.close()
+    result.update(discarded_rows=discarded_after(module, p, replaced, target), row_counts=counts,
+                  row_counts_match=None, swap_window_s=window, terminated_sessions=terminated,
+                  replaced_row_counts=replaced_counts, row_count_delta=bf.row_count_delta(replaced_counts, counts),
+                  duration_s=round(time.time() - started, 3), executed_commands=runner.executed)
+    return result
+
+
+def restore_swap(module, runner):
+    """Mode `restore` with `swap`: restore into a fresh database, verify it, swap it in by rename
+    (with `swap_later`, stop before the swap; with `restored_db`, only swap)."""
+    p = module.params
+    if p.get("restored_db"):
+        return swap_prepared(module, runner)
     started = time.time()
     target = p.get("target_db") or p.get("db")
     path, manifest, fmt, is_gzip = _pg_restore.source(module)
@@ -209,9 +260,11 @@ def restore_swap(module, runner):
                                          % name)
             sessions = len(session_pids(conn, target))
             argv = _pg_restore.restore_command(runner, p, path, fmt, is_gzip, fresh)
+            later = bool(p.get("swap_later"))
             result = dict(changed=True, path=path, target_db=target, created_target=False,
                           manifest=bf.strip_path(manifest) if manifest else None, sha256=digest,
-                          size_bytes=size, verified=True, restore_db=fresh, replaced_db=replaced)
+                          size_bytes=size, verified=True, restore_db=fresh, replaced_db=None if later else replaced,
+                          swapped=not later)
             if module.check_mode:
                 runner.record(argv)
                 result.update(row_counts={}, row_counts_match=None, swap_window_s=None, discarded_rows=None,
@@ -235,6 +288,11 @@ def restore_swap(module, runner):
                 else:
                     module.warn("%s has no recorded row counts: the restored copy was not "
                                 "checked against them before the swap" % path)
+                if later:
+                    result.update(row_counts=counts, row_counts_match=match, swap_window_s=None, discarded_rows=None,
+                                  terminated_sessions=0, replaced_row_counts={}, row_count_delta={},
+                                  duration_s=round(time.time() - started, 3), executed_commands=runner.executed)
+                    return result
                 window, terminated, replaced_counts = swap_in(p, conn, target, fresh, replaced,
                                                               tables)
             except Exception:
@@ -245,15 +303,9 @@ def restore_swap(module, runner):
                 raise
         finally:
             conn.close()
-        # After the window (nothing writes to the replaced database any more): every table of
-        # both, so that rows written after the backup anywhere are counted, not only in
-        # row_count_tables.
-        try:
-            discarded = bf.discarded_rows(client.count_every_table_in(p, replaced),
-                                          client.count_every_table_in(p, target))
-        except ProdreadyError as exc:
-            discarded = None
-            module.warn("swap: could not compare every table of %s with %s: %s" % (replaced, target, exc))
+        # After the window: every table of both, so that rows written after the backup anywhere
+        # are counted, not only in row_count_tables.
+        discarded = discarded_after(module, p, replaced, target)
     result.update(discarded_rows=discarded, row_counts=counts, row_counts_match=match, swap_window_s=window,
                   terminated_sessions=terminated, replaced_row_counts=replaced_counts,
                   row_count_delta=bf.row_count_delta(replaced_counts, counts),

@@ -166,6 +166,21 @@ options:
       - Not combinable with O(clean) or O(create_target).
     type: bool
     default: false
+  swap_later:
+    description:
+      - With O(swap), restore and verify the backup into the fresh database and stop there;
+        the database is not replaced, RV(restore_db) names the copy. A later call with
+        O(restored_db) swaps it in. The application keeps serving from the current database
+        during the long part (the restore); only the swap needs its writes stopped.
+    type: bool
+    default: false
+  restored_db:
+    description:
+      - With O(swap), a database an earlier call with O(swap_later) restored the backup into;
+        it takes the name of O(target_db) (default O(db)) in the swap's short step, the
+        replaced one is kept, and RV(discarded_rows) counts what the restore discarded. No
+        O(src) is read.
+    type: str
   keep:
     description:
       - Prune - keep the newest O(keep) backups.
@@ -355,8 +370,14 @@ created_target:
   returned: mode restore
   type: bool
   sample: false
+swapped:
+  description: With O(swap), whether the restored database took the name of RV(target_db) (V(false) with O(swap_later)).
+  returned: mode restore with O(swap)
+  type: bool
+  sample: true
 restore_db:
-  description: With O(swap), the fresh database the backup was restored into before it took the name of RV(target_db).
+  description: With O(swap), the fresh database the backup was restored into before it took the name of RV(target_db)
+    (with O(swap_later), the one to give as O(restored_db) later).
   returned: mode restore with O(swap)
   type: str
   sample: app_restore_20261102T101500Z
@@ -457,7 +478,7 @@ from ansible_collections.prodready.deploy.plugins.module_utils._postgres import 
 MODES = ("backup", "restore", "verify", "list", "prune")
 REQUIRED_IF = [
     ("mode", "backup", ("db", "dest_dir")),
-    ("mode", "restore", ("src",)),
+    ("mode", "restore", ("src", "restored_db"), True),
     ("mode", "verify", ("src",)),
     ("mode", "list", ("dest_dir",)),
     ("mode", "prune", ("dest_dir",)),
@@ -487,6 +508,8 @@ def argument_spec():
         create_target=dict(type="bool", default=False),
         single_transaction=dict(type="bool", default=False),
         swap=dict(type="bool", default=False),
+        swap_later=dict(type="bool", default=False),
+        restored_db=dict(type="str"),
         keep=dict(type="int", no_log=False),
         keep_days=dict(type="float", no_log=False),
         bin_dir=dict(type="path"),
@@ -530,6 +553,11 @@ def validate(params):
         if params["create_target"]:
             raise ProdreadyError("create_target: not used with swap (swap replaces an existing "
                                  "database); restore without swap to create %s" % target)
+        if params["swap_later"] and params["restored_db"]:
+            raise ProdreadyError("restored_db: swaps in a database restored earlier; swap_later restores one "
+                                 "for later: give one of them")
+    elif mode == "restore" and (params["swap_later"] or params["restored_db"]):
+        raise ProdreadyError("%s: needs swap: true" % ("swap_later" if params["swap_later"] else "restored_db"))
     elif mode == "restore" and not (params.get("target_db") or params.get("db")):
         raise ProdreadyError("target_db: set target_db or db for mode restore")
     elif mode == "prune" and params.get("keep") is None and params.get("keep_days") is None:

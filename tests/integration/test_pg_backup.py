@@ -389,6 +389,31 @@ def test_restore_with_swap(db, tmp_path):
     assert owner == db.role
 
 
+def test_restore_now_swap_later_keeps_the_database_serving_until_the_short_step(db, tmp_path):
+    """swap_later restores into the fresh copy while the database stays in use; restored_db
+    swaps it in later, and what was written in between is counted as discarded."""
+    ok(run(db.params(dest_dir=str(tmp_path), label="pre-3", row_count_tables=TABLES)))
+    counts_at_backup = counts(db)
+    prepared = ok(run(db.params(mode="restore", src="pre-3", dest_dir=str(tmp_path), swap=True, swap_later=True,
+                                row_count_tables=TABLES)))
+    db.extra_dbs.append(prepared["restore_db"])
+    assert prepared["swapped"] is False and prepared["replaced_db"] is None and prepared["swap_window_s"] is None
+    assert prepared["row_counts_match"] is True
+    assert counts(db, prepared["restore_db"]) == counts_at_backup
+    # The application keeps writing to the database under its name meanwhile.
+    db.execute("INSERT INTO orders (customer_id, total) SELECT 1, 1 FROM generate_series(1, 5)")
+    assert counts(db)["orders"] == counts_at_backup["orders"] + 5
+    swapped = ok(run(db.params(mode="restore", swap=True, restored_db=prepared["restore_db"],
+                               row_count_tables=TABLES)))
+    db.extra_dbs.append(swapped["replaced_db"])
+    assert swapped["swapped"] is True and swapped["restore_db"] == prepared["restore_db"]
+    assert 0 < swapped["swap_window_s"] < swapped["duration_s"]
+    assert swapped["discarded_rows"] == {"orders": 5}
+    assert counts(db) == counts_at_backup
+    again = run(db.params(mode="restore", swap=True, restored_db=prepared["restore_db"]))
+    assert again["failed"] and "restored_db: database %s does not exist" % prepared["restore_db"] in again["msg"]
+
+
 def test_swap_refuses_a_copy_whose_row_counts_differ(db, tmp_path):
     backup = ok(run(db.params(dest_dir=str(tmp_path), row_count_tables=["orders"])))
     manifest_path = backup["path"] + ".manifest.json"
