@@ -15,6 +15,7 @@ Variants (what each release does, for the gates to catch):
   errors         + 0003, 0004_audit; 50% 5xx after its first 150 requests (SIMULATE_ERROR_RATE,
                  SIMULATE_ERRORS_AFTER): passes a short direct gate, fails under traffic
   bad-migration  + 0003, 0004_bad (fails half-way; the database stays at 0003)
+  leaky          + 0003, 0004_leaky (its downgrade leaves po_cache behind); exits at start
 """
 
 import argparse
@@ -36,6 +37,7 @@ VARIANTS = {
     "slow": ["0003_po_notes.py"],
     "errors": ["0003_po_notes.py", "0004_audit_events.py"],
     "bad-migration": ["0003_po_notes.py", "0004_bad_shipments.py"],
+    "leaky": ["0003_po_notes.py", "0004_leaky_cache.py"],
 }
 VERSION_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+_-]*$")
 

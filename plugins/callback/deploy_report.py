@@ -129,6 +129,10 @@ def _changed_flags(data):
 
 
 def _summarize_router_switch(data):
+    if data.get("observed"):
+        # state=observed: the router read before a plan, not a switch.
+        return {"kind": "router_read", "serving": data.get("live"),
+                "text": "router read: serving %s" % _servers_text(data.get("live"), "nothing")}
     event = _pick(data, ("previous_live", "live", "switch_ms", "reloaded"))
     event["kind"] = "router_switch"
     if "live" not in data and data.get("msg"):

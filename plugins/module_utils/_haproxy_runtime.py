@@ -252,7 +252,7 @@ def observe(api, backend, servers=None, clock=time.time):
     from servers_state: what is observed is reported, nothing is refused."""
     colors, backups = _haproxy.in_scope(api.states(backend), servers)
     serving = _haproxy.serving(colors)
-    return dict(changed=False, live=serving, previous_live=serving, servers_state=dict(colors, **backups),
+    return dict(changed=False, observed=True, live=serving, previous_live=serving, servers_state=dict(colors, **backups),
                 switch_ms=0.0, reloaded=False, backup_server=backup_info(backups, True),
                 at=_haproxy.iso_utc(clock()))
 

@@ -311,6 +311,11 @@ at:
   returned: always
   type: str
   sample: "2026-12-01T09:30:00.412345Z"
+observed:
+  description: V(true) with O(state=observed) (a read, not a switch; the deploy report tells them apart).
+  returned: with O(state=observed)
+  type: bool
+  sample: true
 upstream_address:
   description: With nginx and O(state=observed), the address the upstream include points at
     (V(null) when the include is missing or names no server).
@@ -535,7 +540,7 @@ def observe_nginx(params):
     old = read_bytes(path)[0]
     address = _haproxy.upstream_address(to_text(old, errors="replace") if old is not None else None)
     live = _haproxy.color_of(address, params["servers"]) if address else None
-    return dict(changed=False, live=live, previous_live=live, upstream_address=address, servers_state={},
+    return dict(changed=False, observed=True, live=live, previous_live=live, upstream_address=address, servers_state={},
                 switch_ms=0.0, reloaded=False, backup_server=None, at=_haproxy.iso_utc(time.time()))
 
 

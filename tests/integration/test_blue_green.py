@@ -35,6 +35,7 @@ def bg(sandbox, tmp_path_factory):
     dist = base / "dist"
     artifacts = {
         "1.0.0": "base", "1.1.0": "good", "1.2.0": "crash", "1.2.1": "errors", "1.2.2": "bad-migration",
+        "1.2.3": "leaky",
     }
     for version, variant in artifacts.items():
         demo_app.build(version, variant, dist)
@@ -190,6 +191,23 @@ def test_a_release_that_crashes_is_rejected_before_the_switch(bg):
     assert state(bg)["live_version"] == "1.1.0"
     failure = audit(bg)[-1]
     assert failure["result"] == "failed" and failure["phase"] == "start"
+
+
+def test_a_downgrade_that_leaves_tables_behind_falls_back_to_the_pre_deploy_backup(bg):
+    """1.2.3 migrates (a po_cache table whose downgrade is empty) then crashes at start: the
+    downgrade "succeeds" but the schema differs from the pre-deploy dump, so the pre-deploy
+    backup is restored instead, and a retry of a release with the same migration would not
+    meet the table (DuplicateTable)."""
+    proc = deploy(bg, "1.2.3")
+    assert proc.returncode != 0
+    assert "stopped in phase start" in proc.flat
+    assert "the downgrade left the schema different from the pre-deploy dump (extra: " in proc.flat, proc.flat[-3000:]
+    assert "extra: CREATE TABLE public.po_cache (" in proc.flat
+    assert "so the pre-deploy backup was restored instead" in proc.flat
+    assert "po_cache" not in tables(bg) and db_revision(bg) == "0003"
+    assert served_version(bg) == "1.1.0"
+    failure = audit(bg)[-1]
+    assert failure["restore"]["replaced_db"] and failure["schema_differences"]
 
 
 def test_errors_after_the_switch_switch_back_and_downgrade(bg):

@@ -293,8 +293,8 @@ def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s",
                         stream=sys.stdout)
     cfg = settings_mod.load()
-    if cfg.variant == "crash":
-        log.error("sampleapp %s: refusing to start (crash variant)", cfg.version)
+    if cfg.variant in ("crash", "leaky"):
+        log.error("sampleapp %s: refusing to start (%s variant)", cfg.version, cfg.variant)
         sys.exit(3)
     # uvicorn stops accepting on SIGTERM and finishes in-flight requests (graceful).
     uvicorn.run(create_app(cfg), host=args.host, port=args.port, log_level="warning",

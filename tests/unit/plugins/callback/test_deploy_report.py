@@ -725,3 +725,11 @@ def test_delegated_to_a_host_outside_the_play_stays_with_the_task_host():
 def test_play_hosts_are_the_batch_or_nothing_when_unreadable():
     assert dr._play_hosts(FakePlay(["h1", "h2"])) == ["h1", "h2"]
     assert dr._play_hosts(SimpleNamespace(hosts=["app"])) == []
+
+
+def test_a_router_read_is_not_reported_as_a_switch():
+    read = dr._summarize_router_switch({"observed": True, "live": ["h1-green"], "previous_live": ["h1-green"],
+                                        "switch_ms": 0.0, "changed": False})
+    assert read == {"kind": "router_read", "serving": ["h1-green"], "text": "router read: serving h1-green"}
+    switch = dr._summarize_router_switch({"live": "green", "previous_live": "blue", "switch_ms": 512.0})
+    assert switch["kind"] == "router_switch" and switch["text"] == "router blue -> green in 512.0 ms"
