@@ -257,6 +257,27 @@ def observe(api, backend, servers=None, clock=time.time):
                 at=_haproxy.iso_utc(clock()))
 
 
+def observe_access(access):
+    """What the router serves, read from this host with router_switch's arguments `access`
+    (router, admin_socket or admin_address, backend, servers; nginx: upstream_include,
+    servers): the router_switch state=observed result."""
+    if access.get("router") == "nginx":
+        path = access.get("upstream_include") or ""
+        try:
+            with open(path, "rb") as handle:
+                text = handle.read().decode("utf-8", "replace")
+        except (IOError, OSError):
+            text = None
+        address = _haproxy.upstream_address(text)
+        live = _haproxy.color_of(address, access.get("servers") or {}) if address else None
+        return dict(changed=False, observed=True, live=live, previous_live=live, upstream_address=address,
+                    servers_state={}, switch_ms=0.0, reloaded=False, backup_server=None,
+                    at=_haproxy.iso_utc(time.time()))
+    api = RuntimeApi(access.get("admin_socket"), access.get("admin_address"))
+    servers = access.get("servers")
+    return observe(api, access.get("backend") or "be_app", sorted(servers) if servers else None)
+
+
 def fail_back(api, backend, servers, restore_to):
     """Put the servers of a failed switch back to their admin states {server: state} (those
     haproxy reports in another state); returns ('' or what went wrong doing so, for the

@@ -71,14 +71,17 @@ def reconcile(state, serving, backups, seen, run_id, version_of, checked=True):
     checked: the router health-checks its servers (haproxy), so a serving one is up; without
     (nginx), a color the router points at is adopted only when it answers.
 
-    Returns dict(live_color, live_version, update, repair, text, event):
+    Returns dict(live_color, live_version, update, repair, text, event, revisions_before):
       live_color/live_version: what is really live after the decision (the color that serves
         is never given up for the record);
       update: keys state.json must take ({} when it is right);
       repair: the color the router must be put on (None: leave it), for leftover backup
         servers, a second serving color, or no color serving while the live one answers;
       text: the divergence in words ('' when the router and state.json agree);
-      event: the audit event of the decision (None when nothing diverged)."""
+      event: the audit event of the decision (None when nothing diverged);
+      revisions_before: the revisions the live release runs on, when an interrupted run
+        migrated the database without switching (its intent's db_revisions_before): the
+        revisions this run must record to go back to, not the ones it finds; else None."""
     said_color = state.get("live_color") or None
     live_color, live_version = said_color, state.get("live_version") or None
     update, repair, words = {}, None, []
@@ -103,6 +106,16 @@ def reconcile(state, serving, backups, seen, run_id, version_of, checked=True):
         update.update(live_color=live_color, live_version=live_version)
         if backups:
             repair = live_color
+    elif (len(serving) == 1 and pending and serving[0] == said_color == pending.get("color")
+          and version_of(said_color) == pending.get("version") != state.get("live_version")):
+        # The restart strategy restarts in place: same color, the new version answers.
+        live_version = pending["version"]
+        words.append("%s serves %s but state.json says %s: the run %s (started %s) was interrupted after its "
+                     "release went live: its record is adopted"
+                     % (said_color, live_version, _said(state), pending["run_id"], pending.get("started_at") or "?"))
+        update = dict(pending.get("record") or {}, live_color=said_color, live_version=live_version)
+        if backups:
+            repair = said_color
     elif len(serving) > 1:
         keep = said_color if said_color in serving else serving[0]
         words.append("the router sends traffic to %s at once (a switch interrupted half-way, or a change by hand); "
@@ -127,6 +140,7 @@ def reconcile(state, serving, backups, seen, run_id, version_of, checked=True):
     if backups and repair:
         words.append("runtime backup server%s %s left by an interrupted run %s removed"
                      % ("s" if len(backups) > 1 else "", ", ".join(backups), "are" if len(backups) > 1 else "is"))
+    carried = None
     if pending and not update:
         words.append("the run %s (started %s) was interrupted with traffic not on its new color %s (%s): it "
                      "stayed on (or went back to) %s"
@@ -134,9 +148,11 @@ def reconcile(state, serving, backups, seen, run_id, version_of, checked=True):
                         pending.get("version"), live_color or "nothing"))
         record = pending.get("record") or {}
         if record.get("db_revisions") and record.get("db_revisions") != record.get("db_revisions_before"):
-            words.append("its migrations may have run: the database may be at %s (before: %s)"
+            words.append("its migrations may have run: the database may be at %s (before: %s, which this run "
+                         "records as the revisions to go back to)"
                          % (",".join(record["db_revisions"]), ",".join(record.get("db_revisions_before") or [])
                             or "none"))
+            carried = list(record.get("db_revisions_before") or [])
     if pending:
         update["pending"] = None
     text = "; ".join(words)
@@ -148,4 +164,4 @@ def reconcile(state, serving, backups, seen, run_id, version_of, checked=True):
                      live_color=live_color, live_version=live_version,
                      interrupted_run=(pending or {}).get("run_id"), repair=repair, message=text, run_id=run_id)
     return dict(live_color=live_color, live_version=live_version, update=update, repair=repair, text=text,
-                event=event)
+                event=event, revisions_before=carried)

@@ -181,6 +181,14 @@ options:
         O(audit_log); RV(router_repair) names what the router must be put back on."
       - Omitted (or O(router=none)), state.json alone says what is live.
     type: dict
+  router_access:
+    description:
+      - "The M(prodready.deploy.router_switch) arguments with which this host reaches the router
+        itself (C(router), C(admin_socket) or C(admin_address), C(backend), C(servers); nginx:
+        C(upstream_include), C(servers)): the module reads what the router serves as
+        V(state=observed) would, in the same call (no task of its own). Ignored when
+        O(router_observed) is given."
+    type: dict
   router_names:
     description:
       - "With O(router_observed), the router's name for each color: the haproxy server, for example
@@ -342,6 +350,14 @@ reconciled:
   type: str
   sample: "the router serves green (1.1.0) but state.json says blue (1.0.0); the run 20261207T101500-42
     (started 2026-12-07T10:15:00Z) was interrupted after its switch: its record is adopted"
+revisions_before:
+  description: When an interrupted run migrated the database but never switched (its intent in
+    state.json says so), the revisions the live release runs on, to be recorded as this deploy's
+    revisions to go back to (the database's current ones are the interrupted run's); else V(null).
+  returned: always
+  type: list
+  elements: str
+  sample: ["0002"]
 router_repair:
   description: The color the router must be put back on (this host's other servers drained,
     leftover runtime backup servers removed), V(null) when the router is right.
@@ -367,6 +383,7 @@ from ansible.module_utils.common.text.converters import to_native
 from ansible_collections.prodready.deploy.plugins.module_utils._errors import ProdreadyError
 from ansible_collections.prodready.deploy.plugins.module_utils import _options
 from ansible_collections.prodready.deploy.plugins.module_utils import _deploy_plan as dp
+from ansible_collections.prodready.deploy.plugins.module_utils import _haproxy_runtime
 from ansible_collections.prodready.deploy.plugins.module_utils import _lock_io
 from ansible_collections.prodready.deploy.plugins.module_utils import _lockfile
 from ansible_collections.prodready.deploy.plugins.module_utils import _process_io
@@ -406,6 +423,7 @@ def argument_spec():
         name=dict(type="str", default="app"),
         router=dict(type="str", default="haproxy", choices=["haproxy", "nginx", "none"]),
         router_observed=dict(type="dict"),
+        router_access=dict(type="dict"),
         router_names=dict(type="dict"),
         audit_log=dict(type="path"),
     )
@@ -551,13 +569,19 @@ def reconcile(module, ports, state, st, result):
                                   p["probe_timeout"])
         return probes[color]["version"]
 
-    if not p["router_observed"] or p["router"] == "none":
+    observed = p["router_observed"]
+    if not observed and p["router_access"] and p["router"] != "none":
+        try:
+            observed = _haproxy_runtime.observe_access(p["router_access"])
+        except ProdreadyError as exc:
+            raise ProdreadyError("router_access: cannot read what the router serves: %s" % exc)
+    if not observed or p["router"] == "none":
         return state, probes
-    serving, backups, seen = _reconcile.observed_colors(p["router"], p["router_observed"], p["router_names"])
+    serving, backups, seen = _reconcile.observed_colors(p["router"], observed, p["router_names"])
     decision = _reconcile.reconcile(state, serving, backups, seen, p["run_id"], version_of,
                                     checked=p["router"] == "haproxy")
     result.update(observed=dict(serving=serving, backup_servers=backups, seen=seen), reconciled=decision["text"],
-                  router_repair=decision["repair"])
+                  router_repair=decision["repair"], revisions_before=decision["revisions_before"])
     if decision["text"]:
         module.warn("deploy_begin: " + decision["text"])
     new_state, changed = _state_io.write_reconciled(p["state_path"], st, state, decision, p["audit_log"],
@@ -630,7 +654,7 @@ def run(module):
     result = dict(changed=False, locked=False, holder=None, broke_stale=None, run_id=p["run_id"], state={},
                   state_found=False, live_color=None, live_version=None, served_version=None, served_status=None,
                   probe_error=None, idle_color=None, idle_port=None, noop=False, created=[], modes_fixed=[], pruned=[],
-                  observed=None, reconciled="", router_repair=None, plan="")
+                  observed=None, reconciled="", router_repair=None, revisions_before=None, plan="")
     try:
         created, modes_fixed = ensure_directories(wanted, module.check_mode)
         result.update(changed=bool(created or modes_fixed), created=created, modes_fixed=modes_fixed)

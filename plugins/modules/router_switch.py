@@ -537,11 +537,8 @@ def observe_nginx(params):
     path = params["upstream_include"]
     if os.path.isdir(path):
         raise ProdreadyError("upstream_include: %s is a directory, not a file" % path)
-    old = read_bytes(path)[0]
-    address = _haproxy.upstream_address(to_text(old, errors="replace") if old is not None else None)
-    live = _haproxy.color_of(address, params["servers"]) if address else None
-    return dict(changed=False, observed=True, live=live, previous_live=live, upstream_address=address, servers_state={},
-                switch_ms=0.0, reloaded=False, backup_server=None, at=_haproxy.iso_utc(time.time()))
+    read_bytes(path)  # an unreadable include is an error naming it; a missing one serves nothing
+    return _haproxy_runtime.observe_access(dict(params, router="nginx"))
 
 
 def run_nginx(module, monotonic=time.monotonic):

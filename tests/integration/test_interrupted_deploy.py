@@ -38,12 +38,13 @@ def killed(sandbox, tmp_path_factory, app_python):
     inventory = base / "hosts.yml"
     hook = base / "kill_the_controller.yml"
     # SIGKILL to this inventory's ansible-playbook (and nothing else running on the machine).
-    hook.write_text("- name: The controller is killed (SIGKILL) as the live gate starts\n"
+    hook.write_text("- name: The controller is killed (SIGKILL)\n"
                     "  ansible.builtin.command:\n"
                     "    argv: [pkill, -KILL, -f, 'ansible-playbook .*deploy.yml -i %s']\n" % inventory)
     root = base / "srv"
     hv = host_vars(sandbox, APP, root, dist, db, slot["ports"], APP + "_", app_python, **slot["router"])
-    hv["blue_green_hooks"] = "{{ {'before_gate_live': '%s'} if kill_before_gate_live | default(false) else {} }}" % hook
+    hv["blue_green_hooks"] = ("{{ {'before_gate_live': '%s'} if kill_before_gate_live | default(false) else "
+                              "({'after_migrate': '%s'} if kill_after_migrate | default(false) else {}) }}" % (hook, hook))
     write_inventory(inventory, {"h1": hv})
     first = deploy(inventory, "1.0.0")
     assert first.returncode == 0, first.output[-3000:]
@@ -111,3 +112,22 @@ def test_a_rollback_right_after_a_kill_starts_from_what_the_router_serves(killed
     assert served_version(killed["url"]) == "1.0.0"
     assert db_revision(killed["sandbox"], killed["db"]) == "0002"
     assert backup_servers(killed["sandbox"], killed["backend"]) == []
+
+
+def test_a_kill_after_the_migration_keeps_the_revisions_the_live_release_runs_on(killed):
+    """Killed once the database is migrated, before the switch: 1.0.0 still serves on 0003; the
+    next run says so, deploys, and records 0002 (not 0003) as the revisions to go back to."""
+    assert read_state(killed["root"])["live_version"] == "1.0.0"
+    cut = deploy(killed["inventory"], "1.1.0", kill_after_migrate=True)
+    assert cut.returncode != 0
+    assert served_version(killed["url"]) == "1.0.0" and db_revision(killed["sandbox"], killed["db"]) == "0003"
+    assert read_state(killed["root"])["pending"]["record"]["db_revisions_before"] == ["0002"]
+    with LoadLoop(killed["url"] + "/health") as load:
+        proc = deploy(killed["inventory"], "1.1.0")
+    assert proc.returncode == 0, proc.output[-3000:]
+    assert load.failed == [], load.failed[:10]
+    assert "was interrupted with traffic not on its new color" in proc.flat
+    assert "the database may be at 0003 (before: 0002" in proc.flat
+    state = read_state(killed["root"])
+    assert (state["live_version"], state["db_revisions_before"], state["db_revisions"]) == ("1.1.0", ["0002"], ["0003"])
+    assert "pending" not in state

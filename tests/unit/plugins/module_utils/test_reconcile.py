@@ -31,7 +31,8 @@ def decide(state, seen, run_id="run-2", versions=None):
 
 def test_a_router_that_agrees_with_the_state_changes_nothing():
     decision = decide(STATE, observed(server(), server("drain", "DRAIN")))
-    assert decision == dict(live_color="blue", live_version="1.0.0", update={}, repair=None, text="", event=None)
+    assert decision == dict(live_color="blue", live_version="1.0.0", update={}, repair=None, text="", event=None,
+                            revisions_before=None)
 
 
 def test_the_color_the_router_serves_wins_over_the_state_and_the_state_is_corrected():
@@ -68,7 +69,9 @@ def test_an_intent_whose_switch_did_not_happen_is_dropped_with_words_on_the_data
     decision = decide(state, observed(server(), server("maint", "MAINT")))
     assert decision["live_color"] == "blue" and decision["update"] == {"pending": None}
     assert "interrupted with traffic not on its new color green (1.1.0)" in decision["text"]
-    assert "the database may be at 0003 (before: 0002)" in decision["text"]
+    assert "the database may be at 0003 (before: 0002, which this run records as the revisions to go back to)" \
+        in decision["text"]
+    assert decision["revisions_before"] == ["0002"]
     assert decision["repair"] is None
 
 
@@ -119,3 +122,13 @@ def test_an_nginx_upstream_pointing_at_a_color_that_does_not_answer_is_not_adopt
     decision = rc.reconcile({}, serving, backups, seen, "run-2", {}.get, checked=False)
     assert decision["live_color"] is None and decision["update"] == {}
     assert decision["text"] == "the router points at green, which does not answer; state.json says nothing is live"
+
+
+def test_a_restart_in_place_that_went_live_is_adopted():
+    record = {"db_revisions_before": ["0002"], "db_revisions": ["0003"], "run_id": "run-1"}
+    state = dict(STATE, pending={"run_id": "run-1", "version": "1.1.0", "color": "blue", "record": record})
+    decision = decide(state, observed(server(), server("maint", "MAINT")), versions={"blue": "1.1.0"})
+    assert (decision["live_color"], decision["live_version"]) == ("blue", "1.1.0")
+    assert "was interrupted after its release went live: its record is adopted" in decision["text"]
+    assert decision["update"]["db_revisions_before"] == ["0002"] and decision["update"]["pending"] is None
+    assert decision["revisions_before"] is None
