@@ -359,11 +359,26 @@ revisions_before:
   elements: str
   sample: ["0002"]
 router_repair:
-  description: The color the router must be put back on (this host's other servers drained,
-    leftover runtime backup servers removed), V(null) when the router is right.
+  description: The color the router had to be put back on (this host's other servers drained,
+    leftover runtime backup servers removed), V(null) when the router was right.
   returned: always
   type: str
   sample: green
+router_repaired:
+  description: V(true) when this call put the router back itself (haproxy reached with
+    O(router_access); not in check mode).
+  returned: always
+  type: bool
+  sample: true
+router_repair_plan:
+  description:
+    - What remains to be done on a router this call did not reach (O(router_observed) with
+      haproxy), as M(prodready.deploy.router_switch) arguments - C(live), the server to put back
+      in service, and C(servers), this host's servers; V(null) when there is nothing to do.
+      The blue_green role sends the plans of a whole batch in one call.
+  returned: always
+  type: dict
+  sample: {"live": "h1-green", "servers": ["h1-blue", "h1-green"]}
 plan:
   description: The plan in one sentence, for the log.
   returned: always
@@ -584,10 +599,34 @@ def reconcile(module, ports, state, st, result):
                   router_repair=decision["repair"], revisions_before=decision["revisions_before"])
     if decision["text"]:
         module.warn("deploy_begin: " + decision["text"])
+    repair_router(module, decision["repair"], observed is not p["router_observed"], result)
     new_state, changed = _state_io.write_reconciled(p["state_path"], st, state, decision, p["audit_log"],
                                                     module.check_mode)
     result["changed"] = result["changed"] or changed
     return new_state, probes
+
+
+def repair_router(module, color, reached, result):
+    """Put a haproxy router back on `color` (this host's other servers drained, leftover
+    runtime backup servers deleted): here when this host reaches it (`reached`), else as a plan
+    for the caller (RV(router_repair_plan))."""
+    p = module.params
+    if not color or p["router"] != "haproxy":
+        return
+    names = p["router_names"]
+    if not reached:
+        result["router_repair_plan"] = dict(live=names[color], servers=sorted(names.values()))
+        return
+    if module.check_mode:
+        return
+    access = p["router_access"]
+    api = _haproxy_runtime.RuntimeApi(access.get("admin_socket"), access.get("admin_address"))
+    try:
+        _haproxy_runtime.switch(api, access.get("backend") or "be_app", names[color], sorted(names.values()),
+                                keep_previous_as_backup=False, warn=module.warn)
+    except ProdreadyError as exc:
+        raise ProdreadyError("router_access: cannot put the router back on %s: %s" % (color, exc))
+    result.update(router_repaired=True, changed=True)
 
 
 def decide(module, ports, result):
@@ -654,7 +693,8 @@ def run(module):
     result = dict(changed=False, locked=False, holder=None, broke_stale=None, run_id=p["run_id"], state={},
                   state_found=False, live_color=None, live_version=None, served_version=None, served_status=None,
                   probe_error=None, idle_color=None, idle_port=None, noop=False, created=[], modes_fixed=[], pruned=[],
-                  observed=None, reconciled="", router_repair=None, revisions_before=None, plan="")
+                  observed=None, reconciled="", router_repair=None, router_repaired=False, router_repair_plan=None,
+                  revisions_before=None, plan="")
     try:
         created, modes_fixed = ensure_directories(wanted, module.check_mode)
         result.update(changed=bool(created or modes_fixed), created=created, modes_fixed=modes_fixed)

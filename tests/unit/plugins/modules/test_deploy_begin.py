@@ -211,3 +211,24 @@ def test_check_mode_warns_about_a_lock_another_run_holds(capsys, tmp_path, monke
     result = run_main(capsys, dict(args, run_id="r2"), check=True)
     assert not result.get("failed") and result["locked"] is False and result["holder"]["run_id"] == "r1"
     assert "deploy lock %s is held by alice (run r1)" % (tmp_path / "deploy.lock") in json.dumps(result["warnings"])
+
+
+def test_a_router_on_another_host_that_serves_both_colors_gets_a_repair_plan(capsys, tmp_path):
+    """router_observed (read on the router host): both of this host's servers take traffic and
+    an interrupted run's backup server is left; the state's live color keeps the traffic, the
+    plan says what the role sends the router (nothing here reaches it)."""
+    port = closed_port()
+    (tmp_path / "state.json").write_text(json.dumps({"live_color": "blue", "live_version": "1.0.0"}))
+    up = {"admin_state": "ready", "operational_state": "running", "status": "UP"}
+    observed = {"servers_state": {"h1-blue": up, "h1-green": up, "prodready-backup-h1-blue": up, "h2-green": up}}
+    result = run_main(capsys, dict(app_root=str(tmp_path), run_id="r2", version="1.1.0",
+                                   colors={"blue": {"port": port}, "green": {"port": port + 1}}, directories=[],
+                                   probe_timeout=0.5, router_observed=observed,
+                                   router_names={"blue": "h1-blue", "green": "h1-green"}))
+    assert result["router_repair"] == "blue" and result["router_repaired"] is False
+    assert result["router_repair_plan"] == {"live": "h1-blue", "servers": ["h1-blue", "h1-green"]}
+    assert result["idle_color"] == "green"  # never the color that keeps the traffic
+    assert "the router sends traffic to blue and green at once" in result["reconciled"]
+    assert result["observed"]["backup_servers"] == ["prodready-backup-h1-blue"]
+    audit = [json.loads(line) for line in (tmp_path / "audit.log").read_text().splitlines()]
+    assert audit[-1]["action"] == "reconcile" and audit[-1]["repair"] == "blue"
