@@ -166,6 +166,13 @@ options:
       - Not combinable with O(clean) or O(create_target).
     type: bool
     default: false
+  schema_dump:
+    description:
+      - Mode C(backup) - also dump the schema alone (format plain, scope schema, label
+        C(<label>-schema)) in the same call, after the backup; RV(schema_dump) is its result. A
+        reference to compare the schema with after a downgrade, without a second module call.
+    type: bool
+    default: false
   swap_later:
     description:
       - With O(swap), restore and verify the backup into the fresh database and stop there;
@@ -370,6 +377,11 @@ created_target:
   returned: mode restore
   type: bool
   sample: false
+schema_dump:
+  description: With O(schema_dump), the schema-only dump's own result (C(path), C(size_bytes), C(sha256), C(reused), ...).
+  returned: mode backup with O(schema_dump)
+  type: dict
+  sample: {"path": "/srv/app/backups/app_schema_pre-1.1.0-schema_20261102T101500Z.sql", "size_bytes": 18937}
 swapped:
   description: With O(swap), whether the restored database took the name of RV(target_db) (V(false) with O(swap_later)).
   returned: mode restore with O(swap)
@@ -508,6 +520,7 @@ def argument_spec():
         create_target=dict(type="bool", default=False),
         single_transaction=dict(type="bool", default=False),
         swap=dict(type="bool", default=False),
+        schema_dump=dict(type="bool", default=False),
         swap_later=dict(type="bool", default=False),
         restored_db=dict(type="str"),
         keep=dict(type="int", no_log=False),
@@ -564,6 +577,17 @@ def validate(params):
         raise ProdreadyError("keep: set keep and/or keep_days for mode prune")
 
 
+class _WithParams(object):
+    """`module` with other params: the schema-only dump of O(schema_dump) runs the backup
+    code with its own options."""
+
+    def __init__(self, module, params):
+        self._module, self.params = module, params
+
+    def __getattr__(self, name):
+        return getattr(self._module, name)
+
+
 def run(module):
     """Validate, then run the mode (`restore` with `swap` is its own); returns the result dict."""
     params = module.params
@@ -571,7 +595,15 @@ def run(module):
     runner = Runner(module)
     mode = params["mode"]
     if mode == "backup":
-        return _pg_dump.backup(module, runner)
+        result = _pg_dump.backup(module, runner)
+        if params["schema_dump"]:
+            label = params.get("label")
+            schema = dict(params, scope="schema", format="plain", compress=None, jobs=None, tables=[],
+                          exclude_tables=[], row_count_tables=[], schema_dump=False,
+                          label=(label + "-schema") if label else "schema")
+            result["schema_dump"] = _pg_dump.backup(_WithParams(module, schema), runner)
+            result["executed_commands"] = runner.executed
+        return result
     if mode == "restore":
         return (_pg_swap.restore_swap if params["swap"] else _pg_restore.restore)(module, runner)
     if mode == "verify":

@@ -414,6 +414,16 @@ def test_restore_now_swap_later_keeps_the_database_serving_until_the_short_step(
     assert again["failed"] and "restored_db: database %s does not exist" % prepared["restore_db"] in again["msg"]
 
 
+def test_a_backup_with_its_schema_dump_in_one_call(db, tmp_path):
+    taken = ok(run(db.params(dest_dir=str(tmp_path), label="pre-4", schema_dump=True)))
+    schema = taken["schema_dump"]
+    assert taken["path"].endswith(".dump") and schema["path"].endswith(".sql")
+    assert "pre-4-schema" in os.path.basename(schema["path"]) and "_schema_" in os.path.basename(schema["path"])
+    text = open(schema["path"]).read()
+    assert "CREATE TABLE public.orders" in text and "COPY public.orders" not in text
+    assert schema["path"] in [entry["path"] for entry in ok(run(db.params(mode="list", dest_dir=str(tmp_path))))["backups"]]
+
+
 def test_swap_refuses_a_copy_whose_row_counts_differ(db, tmp_path):
     backup = ok(run(db.params(dest_dir=str(tmp_path), row_count_tables=["orders"])))
     manifest_path = backup["path"] + ".manifest.json"
