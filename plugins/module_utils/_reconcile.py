@@ -50,6 +50,16 @@ def observed_colors(router, observed, names):
     return serving, backups, seen
 
 
+def none_present(router, observed, names):
+    """True when a haproxy backend read holds none of this host's servers: the read was of
+    another router or backend (hosts of one batch behind different routers), so it says
+    nothing about this host and must not be reconciled with."""
+    if router != "haproxy":
+        return False
+    states = observed.get("servers_state") or {}
+    return not any(name in states for name in names.values())
+
+
 def _pending(state, run_id):
     """The intent an interrupted run recorded (None when there is none, or it is this run's)."""
     pending = state.get("pending")

@@ -592,6 +592,10 @@ def reconcile(module, ports, state, st, result):
             raise ProdreadyError("router_access: cannot read what the router serves: %s" % exc)
     if not observed or p["router"] == "none":
         return state, probes
+    if _reconcile.none_present(p["router"], observed, p["router_names"]):
+        module.warn("deploy_begin: the router read holds none of this host's servers (%s): state.json is taken "
+                    "as it is" % ", ".join(sorted(p["router_names"].values())))
+        return state, probes
     serving, backups, seen = _reconcile.observed_colors(p["router"], observed, p["router_names"])
     decision = _reconcile.reconcile(state, serving, backups, seen, p["run_id"], version_of,
                                     checked=p["router"] == "haproxy")

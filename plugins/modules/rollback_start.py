@@ -481,6 +481,10 @@ def reconcile(module, ports, state, api, result):
         names = dict((color, "%s:%d" % (p["bind_host"], port)) for color, port in ports.items())
     else:
         names = dict((color, p["server_prefix"] + color) for color in ports)
+    if _reconcile.none_present(p["router"], observed, names):
+        module.warn("rollback_start: the router read holds none of this host's servers (%s): state.json is taken "
+                    "as it is" % ", ".join(sorted(names.values())))
+        return state
     serving, backups, seen = _reconcile.observed_colors(p["router"], observed, names)
     found = {}
 

@@ -132,3 +132,10 @@ def test_a_restart_in_place_that_went_live_is_adopted():
     assert "was interrupted after its release went live: its record is adopted" in decision["text"]
     assert decision["update"]["db_revisions_before"] == ["0002"] and decision["update"]["pending"] is None
     assert decision["revisions_before"] is None
+
+
+def test_a_read_of_another_backend_says_nothing_about_this_host():
+    other = {"servers_state": {"h2-blue": server(), "h2-green": server("drain", "DRAIN")}}
+    assert rc.none_present("haproxy", other, NAMES) is True
+    assert rc.none_present("haproxy", observed(server(), server("drain", "DRAIN")), NAMES) is False
+    assert rc.none_present("nginx", {"upstream_address": None}, NAMES) is False
