@@ -147,9 +147,11 @@ def holder_gone(record, hostname=None):
 
 
 def acquire(path, run_id, owner=None, timeout=0.0, stale_after=3600.0, break_stale=False, force=False,
-            check_mode=False, clock=time.time, monotonic=time.monotonic, sleep=time.sleep, controller=None):
+            check_mode=False, clock=time.time, monotonic=time.monotonic, sleep=time.sleep, controller=None,
+            heartbeat_timeout=_lockfile.HEARTBEAT_TIMEOUT):
     """Take the lock at `path` for `run_id` (or predict it in check mode), waiting up to
-    `timeout` s for another run's; returns deploy_lock's result dict, raises
+    `timeout` s for another run's; a holder whose controller is gone, or silent for more than
+    `heartbeat_timeout` s, is taken over. Returns deploy_lock's result dict, raises
     ProdreadyError (with the same keys as details) when the lock stays held."""
     mine = _lockfile.make_record(owner or default_owner(), run_id, clock(),
                                  socket.gethostname(), os.getpid(), controller)
@@ -167,14 +169,15 @@ def acquire(path, run_id, owner=None, timeout=0.0, stale_after=3600.0, break_sta
                             waited_s=round(waited, 3), broke_stale=broke)
             continue  # another run won the race: look at its lock
         now = clock()
+        gone = holder_gone(record)
         action = _lockfile.decide(record, run_id, now, stale_after, break_stale, force,
-                                  gone=holder_gone(record))
+                                  gone=gone, heartbeat_timeout=heartbeat_timeout)
         if action == _lockfile.OURS:
             return dict(changed=broke is not None, holder=record, acquired=True,
                         waited_s=round(waited, 3), broke_stale=broke)
         if action in (_lockfile.BREAK_STALE, _lockfile.FORCE, _lockfile.TAKEOVER):
             if action == _lockfile.TAKEOVER:
-                record = dict(record, takeover=_lockfile.gone_reason(record))
+                record = dict(record, takeover=_lockfile.gone_reason(record, now, heartbeat_timeout, gone))
             if check_mode:
                 return dict(changed=True, holder=mine, acquired=True, waited_s=round(waited, 3),
                             broke_stale=record)

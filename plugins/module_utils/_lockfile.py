@@ -20,6 +20,10 @@ STALE = "stale"          # held by another run, stale, break_stale not set: fail
 FORCE = "force"          # held by another run, force set: take it
 TAKEOVER = "takeover"    # held by another run whose controller process is gone: take it over
 
+# Seconds without a heartbeat after which a lock naming its controller is taken over (see
+# is_silent()); 0 turns the heartbeat judgement off (age alone, stale_after, applies).
+HEARTBEAT_TIMEOUT = 900.0
+
 
 def make_record(owner, run_id, epoch, host, pid, controller=None):
     """The lock record written to the file. `controller` ({host, pid, user} of the
@@ -42,6 +46,10 @@ def parse_record(data, mtime):
     A file that is not a JSON object (truncated by a crash, edited by hand) is still a held
     lock: it is reported with owner ``unknown`` and its modification time `mtime` as
     ``since``, so staleness still applies to it.
+
+    The file's modification time is the holder's heartbeat: every module of the run touches
+    it while it runs (_lock_io.beat), so ``beat_epoch`` (never before ``since``) is when the
+    holder was last seen alive.
     """
     try:
         record = json.loads(data.decode("utf-8"))
@@ -56,6 +64,8 @@ def parse_record(data, mtime):
         record["since_epoch"] = float(mtime)
     if not record.get("since"):
         record["since"] = iso_utc(record["since_epoch"])
+    record["beat_epoch"] = max(record["since_epoch"], float(mtime))
+    record["heartbeat"] = iso_utc(record["beat_epoch"])
     return record
 
 
@@ -69,15 +79,32 @@ def is_stale(record, now, stale_after):
     return age_s(record, now) > float(stale_after)
 
 
-def decide(record, run_id, now, stale_after, break_stale, force, gone=False):
+def silence_s(record, now):
+    """Seconds since the holder's last heartbeat (never negative)."""
+    return max(0.0, float(now) - float(record.get("beat_epoch", record["since_epoch"])))
+
+
+def is_silent(record, now, heartbeat_timeout):
+    """True when the lock's holder stopped beating: the record names its controller (a run
+    that beats) and its last heartbeat is older than `heartbeat_timeout` s (0: never)."""
+    if not heartbeat_timeout or not isinstance(record.get("controller"), dict):
+        return False
+    return silence_s(record, now) > float(heartbeat_timeout)
+
+
+def decide(record, run_id, now, stale_after, break_stale, force, gone=False,
+           heartbeat_timeout=HEARTBEAT_TIMEOUT):
     """What an acquirer with `run_id` does about the lock `record` found in place; `gone`:
-    its holder's controller process is known to be gone (see _lock_io.holder_gone)."""
+    its holder's controller process is known to be gone (see _lock_io.holder_gone); a holder
+    silent for more than `heartbeat_timeout` s is taken over the same way."""
     if record.get("run_id") == run_id:
         return OURS
     if force:
         return FORCE
-    if gone:
+    if gone or is_silent(record, now, heartbeat_timeout):
         return TAKEOVER
+    if heartbeat_timeout and isinstance(record.get("controller"), dict):
+        return WAIT  # a holder that beats is alive, however long its deploy takes
     if is_stale(record, now, stale_after):
         return BREAK_STALE if break_stale else STALE
     return WAIT
@@ -90,8 +117,19 @@ def describe(record):
 
 def held_message(path, record, now, waited):
     """The failure message when the lock stayed held by another run."""
-    return ("deploy lock %s is held by %s since %s (%d s ago); waited %.1f s"
-            % (path, describe(record), record.get("since"), int(age_s(record, now)), waited))
+    return ("deploy lock %s is held by %s since %s (%d s ago%s); waited %.1f s"
+            % (path, describe(record), record.get("since"), int(age_s(record, now)),
+               _beat_words(record, now), waited))
+
+
+def _beat_words(record, now):
+    """``, controller web1 pid 42, last heartbeat 3 s ago`` for a record that names its
+    controller; empty for one that does not."""
+    controller = record.get("controller")
+    if not isinstance(controller, dict):
+        return ""
+    return (", controller %s pid %s, last heartbeat %d s ago"
+            % (controller.get("host"), controller.get("pid"), int(silence_s(record, now))))
 
 
 def stale_message(path, record, now, stale_after):
@@ -109,11 +147,17 @@ def release_refused_message(path, record, run_id):
             % (path, describe(record), run_id))
 
 
-def gone_reason(record):
-    """Why a lock whose holder is gone was taken over, in words."""
+def gone_reason(record, now=None, heartbeat_timeout=HEARTBEAT_TIMEOUT, gone=True):
+    """Why a lock whose holder is gone (`gone`: its process is known gone) or silent (no
+    heartbeat for more than `heartbeat_timeout` s at `now`) was taken over, in words."""
     controller = record.get("controller") or {}
-    return ("its holder %s is gone: ansible-playbook pid %s on %s no longer runs"
-            % (describe(record), controller.get("pid"), controller.get("host")))
+    if gone:
+        return ("its holder %s is gone: ansible-playbook pid %s on %s no longer runs"
+                % (describe(record), controller.get("pid"), controller.get("host")))
+    return ("its holder %s (ansible-playbook pid %s on %s) is silent: its last heartbeat was %s,"
+            " %d s ago, more than heartbeat_timeout=%s s"
+            % (describe(record), controller.get("pid"), controller.get("host"), record.get("heartbeat"),
+               int(silence_s(record, now)), _number(heartbeat_timeout)))
 
 
 def _number(value):

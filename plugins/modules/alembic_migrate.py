@@ -250,6 +250,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.prodready.deploy.plugins.module_utils._errors import ProdreadyError
+from ansible_collections.prodready.deploy.plugins.module_utils._heartbeat import Heartbeat
 from ansible_collections.prodready.deploy.plugins.module_utils import _options
 from ansible_collections.prodready.deploy.plugins.module_utils import _alembic_plan as ap
 from ansible_collections.prodready.deploy.plugins.module_utils import _sql_tables as st
@@ -570,7 +571,8 @@ def main():
         module.fail_json(msg=missing_required_lib("psycopg2"),
                          exception=to_native(PSYCOPG2_IMPORT_ERROR))
     try:
-        module.exit_json(**run(module))
+        with Heartbeat():  # keeps this run's deploy lock alive while the module works
+            module.exit_json(**run(module))
     except ProdreadyError as e:
         module.fail_json(msg=str(e), **e.details)
     except DB_ERRORS as e:

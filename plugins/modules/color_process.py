@@ -320,6 +320,7 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.prodready.deploy.plugins.module_utils._errors import ProdreadyError
+from ansible_collections.prodready.deploy.plugins.module_utils._heartbeat import Heartbeat
 from ansible_collections.prodready.deploy.plugins.module_utils import _options
 from ansible_collections.prodready.deploy.plugins.module_utils import _process_io
 from ansible_collections.prodready.deploy.plugins.module_utils import _process_manager as pm
@@ -439,7 +440,8 @@ def main():
                            required_if=[["state", "started", ["command", "directory"]],
                                         ["state", "restarted", ["command", "directory"]]])
     try:
-        module.exit_json(**run(module))
+        with Heartbeat():  # keeps this run's deploy lock alive while the module works
+            module.exit_json(**run(module))
     except ProdreadyError as e:
         module.fail_json(msg=str(e), **e.details)
 

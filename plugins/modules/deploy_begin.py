@@ -102,7 +102,20 @@ options:
         controller ran on this host and whose ansible-playbook process is gone (the run was
         killed) is taken over whatever its age; the takeover is a warning, an audit line in
         O(audit_log) and RV(broke_stale) (with its C(takeover) reason).
+      - So is a lock whose heartbeat is older than O(heartbeat_timeout) (its controller, on
+        any host, stopped working for it).
     type: dict
+  heartbeat_timeout:
+    description:
+      - Seconds without a heartbeat after which a lock that names its controller is taken over
+        (printed and audited like a gone holder); V(0) judges such locks by O(stale_after) only.
+      - The heartbeat is the lock file's modification time, touched by every module of the
+        collection while it works for the run holding the lock (the roles name the lock and
+        the run in the environment variables C(PRODREADY_LOCK_FILE), C(PRODREADY_LOCK_RUN_ID)).
+        A step that runs on one host only (migration, backup) beats that host's lock only;
+        give more than the longest such step.
+    type: float
+    default: 900
   version:
     description:
       - The version being deployed (letters, digits and C(. + _ -), starting with a letter or a
@@ -396,6 +409,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.prodready.deploy.plugins.module_utils._errors import ProdreadyError
+from ansible_collections.prodready.deploy.plugins.module_utils._heartbeat import Heartbeat
 from ansible_collections.prodready.deploy.plugins.module_utils import _options
 from ansible_collections.prodready.deploy.plugins.module_utils import _deploy_plan as dp
 from ansible_collections.prodready.deploy.plugins.module_utils import _haproxy_runtime
@@ -426,6 +440,7 @@ def argument_spec():
         stale_after=dict(type="float", default=3600),
         break_stale=dict(type="bool", default=False),
         controller=dict(type="dict"),
+        heartbeat_timeout=dict(type="float", default=_lockfile.HEARTBEAT_TIMEOUT),
         version=dict(type="str", required=True),
         keep_releases=dict(type="int", default=0),
         colors=dict(type="dict", required=True),
@@ -561,7 +576,8 @@ def take_lock(module, result):
             raise ProdreadyError("lock_path: the directory %s of the lock file does not exist"
                                  % os.path.dirname(p["lock_path"]))
         lock = _lock_io.acquire(p["lock_path"], p["run_id"], owner=p["owner"], timeout=p["lock_timeout"],
-                                stale_after=p["stale_after"], break_stale=p["break_stale"], controller=p["controller"])
+                                stale_after=p["stale_after"], break_stale=p["break_stale"], controller=p["controller"],
+                                heartbeat_timeout=p["heartbeat_timeout"])
     result.update(locked=True, holder=lock["holder"], broke_stale=lock["broke_stale"])
     broken = lock["broke_stale"]
     if broken:
@@ -724,7 +740,8 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
                            mutually_exclusive=MUTUALLY_EXCLUSIVE)
     try:
-        module.exit_json(**run(module))
+        with Heartbeat():  # keeps this run's deploy lock alive while the module works
+            module.exit_json(**run(module))
     except ProdreadyError as e:
         module.fail_json(msg=str(e), **e.details)
 

@@ -23,6 +23,13 @@ description:
     then the module fails naming the holder, its run and since when it holds the lock.
   - A lock older than O(stale_after) seconds is stale (its run most likely died). It is only
     broken with O(break_stale=true); otherwise the module fails and says so.
+  - A lock that names its O(controller) is judged by its holder rather than its age; it is
+    taken over at once (RV(broke_stale) with its C(takeover) reason) when that controller
+    ran on this host and its ansible-playbook process is gone, or when its heartbeat is older
+    than O(heartbeat_timeout). The heartbeat is the lock file's modification time; every
+    module of this collection touches it while it works for the run that holds the lock
+    (the roles name the lock and the run in the environment variables C(PRODREADY_LOCK_FILE)
+    and C(PRODREADY_LOCK_RUN_ID) of their tasks).
 author:
   - prodready.deploy maintainers (@prodready)
 options:
@@ -68,6 +75,20 @@ options:
         is returned in RV(broke_stale).
     type: bool
     default: false
+  controller:
+    description:
+      - The controller running the play, as the lookup C(prodready.deploy.controller) returns
+        it (C(host), C(pid) of ansible-playbook, C(user)), recorded in the lock so that a
+        later run can judge it by its holder (see O(heartbeat_timeout)).
+    type: dict
+  heartbeat_timeout:
+    description:
+      - Seconds without a heartbeat after which a lock that names its controller is taken
+        over. V(0) judges such locks by their age only (O(stale_after)).
+      - While a step runs on one host only (a migration, a backup), the locks of the other
+        hosts are not touched; give more than the longest such step.
+    type: float
+    default: 900
   force:
     description:
       - Take (O(state=present)) or release (O(state=absent)) a lock held by another run,
@@ -139,6 +160,17 @@ holder:
     pid:
       description: The process id of the module that took the lock.
       type: int
+    controller:
+      description: The controller of the run (C(host), ansible-playbook C(pid), C(user)), when O(controller) named it.
+      type: dict
+    heartbeat:
+      description:
+        - The holder's last heartbeat (the lock file's modification time), ISO 8601 UTC; never
+          before C(since).
+      type: str
+    beat_epoch:
+      description: The same, seconds since the epoch.
+      type: float
   sample: {"owner": "deploy@ci-runner-3", "run_id": "20261126T104107-8f2c", "host": "web1",
            "since": "2026-11-26T10:41:07Z", "since_epoch": 1795689667.2, "pid": 4711}
 acquired:
@@ -165,8 +197,10 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.prodready.deploy.plugins.module_utils._errors import ProdreadyError
+from ansible_collections.prodready.deploy.plugins.module_utils._heartbeat import Heartbeat
 from ansible_collections.prodready.deploy.plugins.module_utils import _options
 from ansible_collections.prodready.deploy.plugins.module_utils import _lock_io
+from ansible_collections.prodready.deploy.plugins.module_utils import _lockfile
 from ansible_collections.prodready.deploy.plugins.module_utils._options import renamed_from
 
 
@@ -180,6 +214,8 @@ def argument_spec():
         lock_timeout=renamed_from(dict(type="float", default=0), "timeout"),
         stale_after=dict(type="float", default=3600),
         break_stale=dict(type="bool", default=False),
+        controller=dict(type="dict"),
+        heartbeat_timeout=dict(type="float", default=_lockfile.HEARTBEAT_TIMEOUT),
         force=dict(type="bool", default=False),
     )
 
@@ -214,14 +250,16 @@ def run(module):
     if params["state"] == "present":
         return _lock_io.acquire(params["path"], params["run_id"], owner=params["owner"], timeout=params["lock_timeout"],
                                 stale_after=params["stale_after"], break_stale=params["break_stale"],
-                                force=params["force"], check_mode=module.check_mode)
+                                force=params["force"], check_mode=module.check_mode, controller=params["controller"],
+                                heartbeat_timeout=params["heartbeat_timeout"])
     return _lock_io.release(params["path"], params["run_id"], force=params["force"], check_mode=module.check_mode)
 
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     try:
-        module.exit_json(**run(module))
+        with Heartbeat():  # keeps this run's deploy lock alive while the module works
+            module.exit_json(**run(module))
     except ProdreadyError as e:
         module.fail_json(msg=str(e), **e.details)
 

@@ -324,6 +324,7 @@ per_url:
 from ansible.module_utils.basic import AnsibleModule, env_fallback
 
 from ansible_collections.prodready.deploy.plugins.module_utils._errors import ProdreadyError
+from ansible_collections.prodready.deploy.plugins.module_utils._heartbeat import Heartbeat
 from ansible_collections.prodready.deploy.plugins.module_utils import _options
 from ansible_collections.prodready.deploy.plugins.module_utils import _http
 from ansible_collections.prodready.deploy.plugins.module_utils import _http_verdict as verdict
@@ -483,7 +484,8 @@ def main():
         required_together=[["baseline", "max_regression"]],
     )
     try:
-        module.exit_json(**run(module))
+        with Heartbeat():  # keeps this run's deploy lock alive while the module works
+            module.exit_json(**run(module))
     except ProdreadyError as e:
         module.fail_json(msg=str(e), **e.details)
 

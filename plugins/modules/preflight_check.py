@@ -440,6 +440,7 @@ from ansible_collections.prodready.deploy.plugins.module_utils import _postgres
 from ansible_collections.prodready.deploy.plugins.module_utils import _redis
 from ansible_collections.prodready.deploy.plugins.module_utils._envfile import parse, values
 from ansible_collections.prodready.deploy.plugins.module_utils._errors import ProdreadyError
+from ansible_collections.prodready.deploy.plugins.module_utils._heartbeat import Heartbeat
 from ansible_collections.prodready.deploy.plugins.module_utils import _options
 from ansible_collections.prodready.deploy.plugins.module_utils._options import renamed_from
 
@@ -769,7 +770,8 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
                            mutually_exclusive=[["env_file", "env_values"]])
     try:
-        module.exit_json(**run(module))
+        with Heartbeat():  # keeps this run's deploy lock alive while the module works
+            module.exit_json(**run(module))
     except ProdreadyError as e:
         module.fail_json(msg=str(e), **e.details)
 

@@ -230,6 +230,7 @@ import time
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.prodready.deploy.plugins.module_utils._errors import ProdreadyError
+from ansible_collections.prodready.deploy.plugins.module_utils._heartbeat import Heartbeat
 from ansible_collections.prodready.deploy.plugins.module_utils import _options
 from ansible_collections.prodready.deploy.plugins.module_utils import _redis
 from ansible_collections.prodready.deploy.plugins.module_utils import _stats
@@ -390,7 +391,8 @@ def main():
     if not _redis.HAS_REDIS:
         module.fail_json(msg=missing_required_lib("redis"), exception=_redis.REDIS_IMPORT_ERROR)
     try:
-        module.exit_json(**run(module))
+        with Heartbeat():  # keeps this run's deploy lock alive while the module works
+            module.exit_json(**run(module))
     except ProdreadyError as e:
         module.fail_json(msg=str(e), **e.details)
     except _redis.redis.exceptions.RedisError as e:  # e.g. the server went away mid-run

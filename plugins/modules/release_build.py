@@ -291,6 +291,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.prodready.deploy.plugins.module_utils._errors import ProdreadyError
+from ansible_collections.prodready.deploy.plugins.module_utils._heartbeat import Heartbeat
 from ansible_collections.prodready.deploy.plugins.module_utils import _options
 from ansible_collections.prodready.deploy.plugins.module_utils._statefile import iso_utc
 from ansible_collections.prodready.deploy.plugins.module_utils import _release
@@ -481,7 +482,8 @@ def main():
                                         ("artifact_type", "pip", ("pip_requirement",))])
     module.no_log_values.update(_release.secrets_in(module.params["pip_args"]))
     try:
-        module.exit_json(**run(module))
+        with Heartbeat():  # keeps this run's deploy lock alive while the module works
+            module.exit_json(**run(module))
     except ProdreadyError as e:
         module.fail_json(msg=_release.redact(str(e)), **e.details)
 

@@ -90,6 +90,25 @@ def test_a_stale_lock_is_broken_only_with_break_stale(tmp_path, server):
     assert json.loads((tmp_path / "app" / "deploy.lock").read_text())["run_id"] == "run-A"
 
 
+def test_a_lock_whose_controller_stopped_beating_is_taken_over_and_audited(tmp_path, server):
+    """A run on another controller died: its lock is judged by its heartbeat, not its age."""
+    (tmp_path / "app").mkdir()
+    lock = tmp_path / "app" / "deploy.lock"
+    silent = _lockfile.make_record("bob@ci", "run-silent", time.time() - 120, "web1", 1,
+                                   {"host": "controller-2", "pid": 4242, "user": "bob"})
+    lock.write_bytes(_lockfile.render_record(silent))
+    os.utime(str(lock), (time.time() - 61, time.time() - 61))
+    held = begin(tmp_path, server, heartbeat_timeout=300)
+    assert held["failed"] and "controller controller-2 pid 4242, last heartbeat 6" in held["msg"], held["msg"]
+    taken = begin(tmp_path, server, heartbeat_timeout=60, audit_log=str(tmp_path / "audit.log"))
+    assert taken["locked"] is True and taken["broke_stale"]["run_id"] == "run-silent", taken
+    assert "is silent: its last heartbeat was" in taken["broke_stale"]["takeover"]
+    assert any("taken over from bob@ci (run run-silent)" in w for w in taken["warnings"])
+    audit = [json.loads(line) for line in (tmp_path / "audit.log").read_text().splitlines()]
+    assert audit[-1]["action"] == "lock_takeover" and "more than heartbeat_timeout=60 s" in audit[-1]["reason"]
+    assert json.loads(lock.read_text())["run_id"] == "run-A"
+
+
 def test_the_live_color_serving_the_version_is_a_noop(tmp_path, server):
     live(tmp_path, "blue", "1.4.0")
     result = begin(tmp_path, server)

@@ -12,6 +12,8 @@ the color that serves, with 0 requests failed through the router; and a rollback
 must downgrade the database to where it was before 1.1.0.
 """
 
+import json
+
 import pytest
 
 import demo_app
@@ -64,7 +66,12 @@ def test_the_kill_leaves_the_router_on_the_new_release_and_state_json_behind(kil
     assert state["pending"]["version"] == "1.1.0" and state["pending"]["color"] == "green"
     assert state["pending"]["record"]["db_revisions_before"] == ["0002"]
     assert backup_servers(killed["sandbox"], killed["backend"]) == ["prodready-backup-blue"]
-    assert (killed["root"] / "deploy.lock").exists()
+    # The lock names the killed controller, and its modules kept it beating (its mtime) up to
+    # the gate the kill interrupted: the heartbeat is what a run on another controller judges.
+    lock = killed["root"] / "deploy.lock"
+    record = json.loads(lock.read_text())
+    assert record["controller"]["pid"] and record["run_id"]
+    assert lock.stat().st_mtime - record["since_epoch"] > 2.0
 
 
 def test_the_next_run_adopts_what_the_router_serves_with_no_failed_request(killed):

@@ -17,8 +17,13 @@ def rec(run_id="r1", age=10.0, owner="alice@ci"):
 def test_make_and_parse_record_round_trip():
     record = rec()
     parsed = _lockfile.parse_record(_lockfile.render_record(record), 0)
+    beat = dict((key, parsed.pop(key)) for key in ("beat_epoch", "heartbeat"))
     assert parsed == record
     assert parsed["since"] == "2026-11-26T10:40:57Z"
+    # An mtime before the lock was taken (clock skew) is not a heartbeat: since is.
+    assert beat == {"beat_epoch": NOW - 10.0, "heartbeat": "2026-11-26T10:40:57Z"}
+    touched = _lockfile.parse_record(_lockfile.render_record(record), NOW - 2)
+    assert touched["beat_epoch"] == NOW - 2 and _lockfile.silence_s(touched, NOW) == pytest.approx(2)
 
 
 @pytest.mark.parametrize("data", [b"", b"{", b"[]", b"\xff"])
@@ -112,3 +117,50 @@ def test_acquire_takes_over_a_lock_left_by_a_killed_run_and_says_why(tmp_path):
     taken = _lock_io.acquire(path, "next", timeout=0)
     assert taken["acquired"] and taken["holder"]["run_id"] == "next"
     assert taken["broke_stale"]["run_id"] == "killed" and "no longer runs" in taken["broke_stale"]["takeover"]
+
+
+def remote(age, silence):
+    """A lock taken `age` s ago by a controller on another host, last beating `silence` s ago."""
+    record = _lockfile.make_record("ci@ctl2", "other", NOW - age, "web1", 7, {"host": "ctl2", "pid": 99, "user": "ci"})
+    return _lockfile.parse_record(_lockfile.render_record(record), NOW - silence)
+
+
+@pytest.mark.parametrize("age, silence, timeout, action", [
+    (7200, 5, 900, _lockfile.WAIT),          # a long deploy that still beats is never stale
+    (1000, 901, 900, _lockfile.TAKEOVER),    # silent for more than the limit: taken over
+    (1000, 899, 900, _lockfile.WAIT),
+    (1000, 901, 0, _lockfile.WAIT),          # heartbeat judgement off: its age (< stale_after) decides
+    (7200, 901, 0, _lockfile.STALE),
+])
+def test_a_lock_of_another_controller_is_judged_by_its_heartbeat(age, silence, timeout, action):
+    assert _lockfile.decide(remote(age, silence), "mine", NOW, 3600, False, False,
+                            heartbeat_timeout=timeout) == action
+
+
+def test_a_record_without_its_controller_is_never_judged_silent():
+    old = _lockfile.parse_record(_lockfile.render_record(rec(age=2000)), NOW - 2000)
+    assert not _lockfile.is_silent(old, NOW, 900)
+    assert _lockfile.decide(old, "mine", NOW, 3600, False, False) == _lockfile.WAIT
+
+
+def test_a_silent_holder_is_named_with_its_last_heartbeat():
+    record = remote(1000, 950)
+    assert _lockfile.gone_reason(record, NOW, 900, gone=False) == (
+        "its holder ci@ctl2 (run other) (ansible-playbook pid 99 on ctl2) is silent: its last heartbeat was "
+        "%s, 950 s ago, more than heartbeat_timeout=900 s" % record["heartbeat"])
+    assert ", controller ctl2 pid 99, last heartbeat 950 s ago);" in _lockfile.held_message("/l", record, NOW, 0.0)
+
+
+def test_acquire_takes_over_a_silent_holder_of_another_controller(tmp_path):
+    import os
+    from ansible_collections.prodready.deploy.plugins.module_utils import _lock_io
+
+    path = str(tmp_path / "deploy.lock")
+    _lock_io.create_lock(path, _lockfile.make_record("ci", "silent", 1000.0, "h1", 1, {"host": "ctl2", "pid": 1}))
+    os.utime(path, (2000.0, 2000.0))
+    with pytest.raises(Exception) as held:  # still beating as of 2000 + 899
+        _lock_io.acquire(path, "next", timeout=0, clock=lambda: 2899.0)
+    assert "last heartbeat 899 s ago" in str(held.value)
+    taken = _lock_io.acquire(path, "next", timeout=0, clock=lambda: 2901.0)
+    assert taken["holder"]["run_id"] == "next"
+    assert "is silent: its last heartbeat was 1970-01-01T00:33:20Z, 901 s ago" in taken["broke_stale"]["takeover"]
