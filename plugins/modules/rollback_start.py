@@ -72,9 +72,19 @@ options:
     default: false
   to:
     description:
-      - The version to roll back to. Empty means the state's C(previous_version).
+      - The version to roll back to. Empty means the state's C(previous_version) (the live
+        version with O(restore_in_place)).
     type: str
     default: ""
+  restore_in_place:
+    description:
+      - The caller restores a backup it chose (the C(rollback) role's C(rollback_backup)) and
+        keeps the version when O(to) is empty or the live version - a restore in place. The
+        target is then the live version on the live color, RV(in_place) is V(true) instead of
+        RV(noop), and the color is not asked its version (it is restarted on the restored
+        database). Needs O(db_rollback=restore).
+    type: bool
+    default: false
   colors:
     description:
       - "The colors and their ports, for example C({blue: {port: 8101}, green: {port: 8102}}).
@@ -267,12 +277,18 @@ color:
   type: str
   sample: blue
 noop:
-  description: V(true) when the target is already live.
+  description: V(true) when the target is already live (never with RV(in_place)).
+  returned: always
+  type: bool
+  sample: false
+in_place:
+  description: V(true) when O(restore_in_place) and the target is the live version - the database is
+    restored under the live release, which is stopped and started again on the same color.
   returned: always
   type: bool
   sample: false
 warm:
-  description: V(true) when the color answered with the target version.
+  description: V(true) when the color answered with the target version (never asked with RV(in_place)).
   returned: always
   type: bool
   sample: true
@@ -319,6 +335,7 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.prodready.deploy.plugins.module_utils._errors import ProdreadyError
+from ansible_collections.prodready.deploy.plugins.module_utils._heartbeat import Heartbeat
 from ansible_collections.prodready.deploy.plugins.module_utils import _options
 from ansible_collections.prodready.deploy.plugins.module_utils import _deploy_plan
 from ansible_collections.prodready.deploy.plugins.module_utils import _haproxy
@@ -342,6 +359,7 @@ def argument_spec():
         lock_timeout=dict(type="float", default=0),
         force=dict(type="bool", default=False),
         to=dict(type="str", default=""),
+        restore_in_place=dict(type="bool", default=False),
         colors=dict(type="dict", required=True),
         bind_host=dict(type="str", default="127.0.0.1"),
         health_path=dict(type="str", default="/health"),
@@ -376,6 +394,9 @@ def validate(params):
     if params["db_rollback"] == "restore" and params["router"] != "haproxy":
         raise ProdreadyError("db_rollback: restore needs router haproxy (every server in maint makes the 503 "
                              "window), got router %s" % params["router"])
+    if params["restore_in_place"] and params["db_rollback"] != "restore":
+        raise ProdreadyError("restore_in_place: needs db_rollback restore (a backup restored under the live "
+                             "release), got db_rollback %s" % params["db_rollback"])
     if params["db_rollback"] != "none" and not params["has_database"]:
         raise ProdreadyError("db_rollback: %s needs the app's database, and it has none (has_database false)"
                              % params["db_rollback"])
@@ -407,18 +428,21 @@ def color_ports(colors):
     return ports
 
 
-def plan(state, to, color_names):
+def plan(state, to, color_names, in_place=False):
     """(target, color, noop) for a rollback, as the rollback role decides it (pure).
 
-    target: `to`, else the state's previous_version ("" when neither); color: the live one
-    when the target is live (noop), else an idle color that ran the target, else the first
-    idle color (sorted names)."""
-    target = to or state.get("previous_version") or ""
+    target: `to`, else the live version when `in_place` (a restore of a chosen backup that
+    keeps the version), else the state's previous_version ("" when none); color: the live one
+    when the target is live (noop, unless `in_place`: the live release is restarted on the
+    restored database), else an idle color that ran the target, else the first idle color
+    (sorted names)."""
+    live_version = state.get("live_version") or ""
+    target = to or (live_version if in_place else state.get("previous_version")) or ""
     if not target:
         return "", "", False
     live_color = state.get("live_color") or ""
-    if target == (state.get("live_version") or ""):
-        return target, live_color, True
+    if target == live_version:
+        return target, live_color, not in_place
     idle = [name for name in sorted(color_names) if name != live_color]
     ran_it = [name for name in idle if (state.get("colors") or {}).get(name) == target]
     chosen = (ran_it + idle)[:1]
@@ -523,7 +547,7 @@ def run(module):
     p["run_id"] = p["run_id"] or new_run_id(started_at)
     do_switch = p["switch"] and p["router"] == "haproxy"
     result = dict(changed=False, state_found=False, locked=False, holder=None, state={}, target="",
-                  color="", noop=False, warm=False, probe_reason="", switched=False, switch=None,
+                  color="", noop=False, in_place=False, warm=False, probe_reason="", switched=False, switch=None,
                   audit_line=None, run_id=p["run_id"], started_at=started_at, reconciled="", router_repair=None)
     if not os.path.exists(p["state_path"]):
         return result
@@ -545,9 +569,10 @@ def run(module):
         state = _state_io.read_state_file(p["state_path"], True)[0]
         api = _haproxy_runtime.RuntimeApi(p["admin_socket"], p["admin_address"]) if do_switch else None
         state = reconcile(module, ports, state, api, result)
-        target, color, noop = plan(state, p["to"], ports)
-        result.update(state=state, target=target, color=color, noop=noop)
-        if not target or noop or not color:
+        target, color, noop = plan(state, p["to"], ports, p["restore_in_place"])
+        in_place = p["restore_in_place"] and bool(target) and target == (state.get("live_version") or "")
+        result.update(state=state, target=target, color=color, noop=noop, in_place=in_place)
+        if not target or noop or in_place or not color:
             return result
         reason = probe(p["bind_host"], ports[color], p["health_path"], p["version_path"], target,
                        p["probe_timeout"])
@@ -576,7 +601,8 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
                            mutually_exclusive=MUTUALLY_EXCLUSIVE)
     try:
-        module.exit_json(**run(module))
+        with Heartbeat():  # keeps this run's deploy lock alive while the module works
+            module.exit_json(**run(module))
     except ProdreadyError as e:
         module.fail_json(msg=str(e), **e.details)
 

@@ -85,6 +85,41 @@ def test_plan(state, to, expected):
     assert rollback_start.plan(state, to, {"blue": 8101, "green": 8102}) == expected
 
 
+LIVE = {"live_color": "green", "live_version": "1.1.0", "previous_version": "1.0.0",
+        "colors": {"blue": "1.0.0", "green": "1.1.0"}}
+
+
+@pytest.mark.parametrize("state, to, expected", [
+    # a chosen backup without rollback_to: the live version on the live color, not a noop
+    (LIVE, "", ("1.1.0", "green", False)),
+    (LIVE, "1.1.0", ("1.1.0", "green", False)),
+    # with another version: the rollback as without it
+    (LIVE, "1.0.0", ("1.0.0", "blue", False)),
+    # nothing live: nothing to restore under
+    ({}, "", ("", "", False)),
+])
+def test_plan_of_a_restore_in_place(state, to, expected):
+    assert rollback_start.plan(state, to, {"blue": 8101, "green": 8102}, in_place=True) == expected
+
+
+def test_a_restore_in_place_is_planned_without_probing_or_switching(capsys, tmp_path):
+    (tmp_path / "state.json").write_text(json.dumps(LIVE))
+    result = run_main(capsys, dict(state_path=str(tmp_path / "state.json"), lock_path=str(tmp_path / "deploy.lock"),
+                                   run_id="r1", colors={"blue": {"port": 1}, "green": {"port": 2}}, switch=False,
+                                   db_rollback="restore", restore_in_place=True), check=True)
+    assert (result["target"], result["color"], result["noop"], result["in_place"]) == ("1.1.0", "green", False, True)
+    assert result["warm"] is False and result["probe_reason"] == "" and result["switched"] is False
+
+
+def test_a_restore_in_place_needs_db_rollback_restore(capsys, tmp_path):
+    result = run_main(capsys, dict(state_path=str(tmp_path / "state.json"), lock_path=str(tmp_path / "deploy.lock"),
+                                   run_id="r1", colors={"blue": {"port": 1}, "green": {"port": 2}}, switch=False,
+                                   restore_in_place=True))
+    assert result["failed"] is True
+    assert result["msg"] == "restore_in_place: needs db_rollback restore (a backup restored under the live release), " \
+        "got db_rollback none"
+
+
 @pytest.mark.parametrize("server, prefix, color", [
     ("h1-blue", "h1-", "blue"), ("blue", "", "blue"), (None, "h1-", None), ("other", "h1-", "other"),
 ])
