@@ -29,7 +29,7 @@ sanity: bootstrap
 
 # Unit + integration in one pytest run (its summary line is the result).
 pytest: bootstrap
-	@$(ENV) scripts/sandbox up >/dev/null && pytest tests/unit tests/integration $(PYTEST_ARGS)
+	@$(ENV) scripts/sandbox up >/dev/null && pytest tests/unit tests/integration tests/reliability $(PYTEST_ARGS)
 
 unit: bootstrap
 	@$(ENV) pytest tests/unit $(PYTEST_ARGS)

@@ -52,12 +52,14 @@ shard1=(tests/unit tests/integration/test_collection.py tests/integration/test_s
         tests/integration/test_redis_cache_check.py tests/integration/test_preflight.py
         tests/integration/test_site.py)
 shard2=()
-for f in tests/integration/test_*.py; do
+# The fault matrix (tests/reliability) runs last in shard 2: its files share haproxy slot s7
+# with the molecule blue_green scenario, long done by then.
+for f in tests/integration/test_*.py tests/reliability/test_*.py; do
   case " ${shard1[*]} " in *" $f "*) ;; *) shard2+=("$f") ;; esac
 done
 if [ "${PRODREADY_TEST_SHARDS:-2}" = "1" ]; then
   run_molecule "$molecule_results"
-  pytest tests/unit tests/integration ${PYTEST_ARGS:-}; record "pytest" $?
+  pytest tests/unit tests/integration tests/reliability ${PYTEST_ARGS:-}; record "pytest" $?
 else
   logs="$(mktemp -d)"
   set -o pipefail
