@@ -16,6 +16,8 @@ Variants (what each release does, for the gates to catch):
                  SIMULATE_ERRORS_AFTER): passes a short direct gate, fails under traffic
   bad-migration  + 0003, 0004_bad (fails half-way; the database stays at 0003)
   leaky          + 0003, 0004_leaky (its downgrade leaves po_cache behind); exits at start
+  worker         + 0003; forks a background worker that writes a row per second into
+                 worker_heartbeats, creating the table when missing (APP_HEARTBEAT_WORKER)
 """
 
 import argparse
@@ -38,6 +40,7 @@ VARIANTS = {
     "errors": ["0003_po_notes.py", "0004_audit_events.py"],
     "bad-migration": ["0003_po_notes.py", "0004_bad_shipments.py"],
     "leaky": ["0003_po_notes.py", "0004_leaky_cache.py"],
+    "worker": ["0003_po_notes.py"],
 }
 VERSION_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+_-]*$")
 

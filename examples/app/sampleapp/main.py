@@ -281,6 +281,45 @@ def create_app(cfg=None):
     return app
 
 
+HEARTBEAT_TABLE = "worker_heartbeats"
+
+
+def heartbeat_worker(cfg, every=1.0):
+    """A background worker's loop, in a process of its own: one row per second in
+    worker_heartbeats (version, pid), the table created when missing, as a real app's worker
+    re-creates what it finds gone; reconnects after any error. Runs until it is killed: a
+    process manager that stops only the app's main process leaves it writing."""
+    import psycopg2  # the driver SQLAlchemy uses; a plain connection per attempt
+
+    url = cfg.database_url.replace("postgresql+psycopg2://", "postgresql://", 1)
+    while True:
+        try:
+            conn = psycopg2.connect(url, connect_timeout=3)
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                cur.execute("CREATE TABLE IF NOT EXISTS %s (id bigserial PRIMARY KEY, at timestamptz NOT NULL "
+                            "DEFAULT clock_timestamp(), version text NOT NULL, pid integer NOT NULL)" % HEARTBEAT_TABLE)
+                while True:
+                    cur.execute("INSERT INTO %s (version, pid) VALUES (%%s, %%s)" % HEARTBEAT_TABLE,
+                                (cfg.version, os.getpid()))
+                    time.sleep(every)
+        except Exception as exc:  # noqa: BLE001 - a worker keeps going, as real ones do
+            log.warning("heartbeat worker %d: %s; again in %.0f s", os.getpid(), exc, every)
+            time.sleep(every)
+
+
+def start_heartbeat_worker(cfg):
+    """Fork the background worker (same process group as the app); its pid."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            heartbeat_worker(cfg)
+        finally:
+            os._exit(0)
+    log.warning("sampleapp %s: heartbeat worker started, pid %d", cfg.version, pid)
+    return pid
+
+
 def main(argv=None):
     import argparse
 
@@ -296,6 +335,8 @@ def main(argv=None):
     if cfg.variant in ("crash", "leaky"):
         log.error("sampleapp %s: refusing to start (%s variant)", cfg.version, cfg.variant)
         sys.exit(3)
+    if cfg.heartbeat_worker and cfg.database_url:
+        start_heartbeat_worker(cfg)
     # uvicorn stops accepting on SIGTERM and finishes in-flight requests (graceful).
     uvicorn.run(create_app(cfg), host=args.host, port=args.port, log_level="warning",
                 access_log=False, timeout_graceful_shutdown=10, timeout_keep_alive=30)

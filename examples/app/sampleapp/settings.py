@@ -13,6 +13,8 @@ from . import _release
 VARIANT_DEFAULTS = {
     "slow": {"APP_EXTRA_LATENCY_MS": "600"},
     "errors": {"SIMULATE_ERROR_RATE": "0.5", "SIMULATE_ERRORS_AFTER": "150"},
+    # A background worker in a forked process (like gunicorn/celery workers of a real app).
+    "worker": {"APP_HEARTBEAT_WORKER": "1"},
 }
 
 
@@ -60,6 +62,7 @@ class Settings:
     errors_after: int
     cache_ttl: int
     maintenance_file: str = ""
+    heartbeat_worker: bool = False
     flags: dict = field(default_factory=dict)
 
 
@@ -85,5 +88,6 @@ def load():
         cache_ttl=int(merged.get("CACHE_TTL_SECONDS", "300") or 300),
         # Present file = maintenance mode (checked per request, so no restart is needed).
         maintenance_file=merged.get("MAINTENANCE_FILE", ""),
+        heartbeat_worker=truthy(merged.get("APP_HEARTBEAT_WORKER", "0")),
         flags=flags,
     )
