@@ -20,7 +20,7 @@ import yaml
 import demo_app
 from apptools import create_app_db, drop_db, retire_test_slot_app, superuser_conn
 from bluegreen_tools import LoadLoop
-from helpers import ROOT, run_playbook
+from helpers import ROOT, run_module, run_playbook
 
 pytestmark = [pytest.mark.xdist_group("rollback_s1")]
 
@@ -253,3 +253,82 @@ def test_restore_rollback_reports_the_503_window_and_discarded_rows(rb):
     db_event = [e for e in audit(rb) if e.get("step") == "database"][-1]
     assert db_event["swap_window_s"] > 0 and db_event["discarded_rows"] == {"purchase_orders": written_after}
     assert "rows written after the backup, discarded" in proc.output and "503 for" in proc.flat
+
+
+def po_ids(rb):
+    conn = superuser_conn(rb["sandbox"], rb["db"])
+    with conn.cursor() as cur:
+        cur.execute("SELECT id FROM purchase_orders ORDER BY id")
+        ids = [row[0] for row in cur.fetchall()]
+    conn.close()
+    return ids
+
+
+def test_a_chosen_backup_is_restored_in_place_with_the_version_unchanged(rb):
+    # The night's backup (runbook 002's cron dump, made by pg_backup with its manifest) at the
+    # live schema; then rows written after it, which the restore discards.
+    st = state(rb)
+    label = "nightly-%d" % time.time()
+    db = yaml.safe_load(rb["inventory"].read_text())["all"]["hosts"]["rb1"]["app_database"]
+    taken = run_module("pg_backup", dict(db, dest_dir=str(rb["app_root"] / "backups"), label=label,
+                                         row_count_tables=["purchase_orders"]))
+    assert not taken.get("failed"), taken.get("msg")
+    rows_of_backup = po_ids(rb)
+    conn = superuser_conn(rb["sandbox"], rb["db"])
+    with conn.cursor() as cur:
+        cur.execute("INSERT INTO purchase_orders (buyer_company_id, seller_company_id, product_id) "
+                    "SELECT 1, 2, 1 FROM generate_series(1, 5)")
+    conn.close()
+    assert len(po_ids(rb)) == len(rows_of_backup) + 5
+
+    # An unknown label: refused before anything changes, naming rollback_backup and the labels there.
+    files = {p: (rb["app_root"] / p).read_bytes() for p in ("state.json",)}
+    proc = rollback(rb, rollback_backup="pre-9.9.9-nope")
+    assert proc.returncode != 0
+    assert "rollback_backup: no backup labelled 'pre-9.9.9-nope' in app_backup_dir" in proc.flat, proc.output[-2000:]
+    assert "labels there, newest first: %s" % label in proc.flat and "Traffic: untouched" in proc.flat
+    assert {p: (rb["app_root"] / p).read_bytes() for p in files} == files
+    assert len(po_ids(rb)) == len(rows_of_backup) + 5 and served(rb) == st["live_version"]
+    assert not (rb["app_root"] / "deploy.lock").exists()
+
+    # --check: the plan, nothing changed.
+    audit_before = (rb["app_root"] / "audit.log").read_bytes()
+    proc = rollback(rb, check=True, rollback_backup=label)
+    assert proc.returncode == 0, proc.output[-3000:]
+    assert "restore in place of %s" % APP in proc.flat and "(the version stays)" in proc.flat
+    assert "database: restore from %s (rollback_backup %s: rollback_db restore implied)" % (taken["path"], label) \
+        in proc.flat
+    assert (rb["app_root"] / "audit.log").read_bytes() == audit_before
+    assert {p: (rb["app_root"] / p).read_bytes() for p in files} == files
+
+    with LoadLoop(rb["router"] + "/health") as load:
+        time.sleep(0.3)
+        started = time.monotonic()
+        proc = rollback(rb, rollback_backup=label)
+        took = time.monotonic() - started
+        time.sleep(0.3)
+    assert proc.returncode == 0, proc.output[-3000:]
+    # The same version on the same color; the rows are the backup's.
+    after = state(rb)
+    assert served(rb) == st["live_version"] and load.versions == {st["live_version"]}
+    for key in ("live_version", "live_color", "previous_version", "colors", "db_revisions", "backup_path"):
+        assert after.get(key) == st.get(key), key
+    assert po_ids(rb) == rows_of_backup
+    # The window: clients got 503 from the router (maintenance), nothing else failed.
+    assert load.failed and set(load.failed) == {503}, load.failed[:10]
+    restore = after["last_restore"]
+    assert restore["backup"] == taken["path"] and restore["label"] == label and restore["version"] == st["live_version"]
+    assert restore["discarded_rows"] == {"purchase_orders": 5} and restore["unavailable_s"] > 0
+    assert restore["replaced_db"].startswith(rb["db"] + "_replaced_")
+    lines = [e for e in audit(rb) if e.get("run_id") == restore["run_id"]]
+    # (the lines of the window are written once traffic is back)
+    assert [e["step"] for e in lines] == ["switch", "traffic_off", "database", "start", "verify", "finalize"]
+    assert lines[2]["backup"] == taken["path"] and lines[2]["discarded_rows"] == {"purchase_orders": 5}
+    assert lines[-1]["restore"] == "in_place" and lines[-1]["backup_label"] == label
+    assert "restored in place on rb1" in proc.flat and "discarded: {\"purchase_orders\": 5}" in proc.flat
+    print("restore in place: playbook %.1f s, 503 for %.2f s, %d requests failed (503), %d ok"
+          % (took, restore["unavailable_s"], len(load.failed), load.ok))
+
+    # The next deploy of the same version has nothing to do.
+    proc = playbook(rb, "deploy.yml", app_version=st["live_version"])
+    assert proc.returncode == 0 and recap_changed(proc.output) == 0, proc.output[-3000:]
