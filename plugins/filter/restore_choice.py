@@ -29,7 +29,8 @@ options:
     type: str
     required: true
   listing:
-    description: The registered result of M(prodready.deploy.pg_backup) C(mode=list) of the directory (a failed one is said).
+    description: The registered result of M(prodready.deploy.pg_backup) C(mode=list) of the directory (a failed one,
+      or one without C(backups), is said).
     type: dict
     required: true
   backup_dir:
@@ -90,7 +91,8 @@ from ansible_collections.prodready.deploy.plugins.module_utils import _restore_c
 def restore_choice(wanted, listing, backup_dir, db="", exists=False, state=None, target="", in_place=False, trees=1):
     """The backup `wanted` names, planned for the restore (see _restore_choice.plan_restore)."""
     listing = listing or {}
-    if listing.get("failed"):
+    # Registered with failed_when false, a failed listing is one without `backups`.
+    if listing.get("failed") or "backups" not in listing:
         return dict(path=None, label=None, db=None, revisions=[], warnings=[],
                     problem="%s: the backups in app_backup_dir %s could not be listed: %s"
                     % (_restore_choice.OPTION, backup_dir, listing.get("msg") or "?"))

@@ -23,6 +23,10 @@ def test_a_listing_that_failed_is_said_naming_rollback_backup():
                             "/x", db="app")
     assert choice["problem"] == ("rollback_backup: the backups in app_backup_dir /x could not be listed: "
                                  "dest_dir: /x does not exist or is not a directory")
+    # registered with failed_when: false, the failure is only the missing list
+    choice = restore_choice("nightly", {"failed": False, "msg": "dest_dir: /x does not exist"}, "/x", db="app")
+    assert choice["problem"] == "rollback_backup: the backups in app_backup_dir /x could not be listed: " \
+        "dest_dir: /x does not exist"
 
 
 def test_a_path_without_manifest_needs_to_exist():
