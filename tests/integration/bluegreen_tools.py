@@ -4,6 +4,7 @@ Each test module deploys the sample app into its own app roots, database and hap
 (s3..s6) or a private nginx, with the role's variables only, through playbooks/deploy.yml.
 """
 
+import contextlib
 import json
 import re
 import threading
@@ -15,7 +16,7 @@ import yaml
 
 import demo_app
 import sandbox as sandbox_script  # scripts/sandbox.py (tests/conftest.py puts scripts/ on sys.path)
-from apptools import superuser_conn
+from apptools import create_app_db, drop_db, retire_test_slot_app, superuser_conn
 from helpers import ROOT, run_playbook
 
 REDIS_DB = 9  # shared with test_blue_green.py; every app here has its own CACHE_PREFIX
@@ -154,3 +155,49 @@ class LoadLoop:
     def __exit__(self, *exc):
         self.stop_event.set()
         self.thread.join(timeout=10)
+
+
+# A `blue_green_hooks` task file that SIGKILLs this inventory's ansible-playbook (and nothing
+# else running on the machine): the fault tests' controller crash.
+KILL_HOOK = ("- name: The controller is killed (SIGKILL)\n"
+             "  ansible.builtin.command:\n"
+             "    argv: [pkill, -KILL, -f, 'ansible-playbook .*deploy.yml -i %s']\n")
+
+
+@contextlib.contextmanager
+def slot_app(sandbox, base, app_python, app, slot, releases, first=("1.0.0",), kill_hook=False, **overrides):
+    """One app on haproxy `slot` for a test module: its own database, the releases built
+    (version -> variant), one host h1 in an inventory, the `first` versions deployed; retired
+    (colors stopped, slot servers in maintenance) and its database dropped afterwards.
+
+    `kill_hook`: deploy.yml -e kill_at=<hook name> (after_backup, before_gate_live...) runs
+    KILL_HOOK there. `overrides`: more host variables. Yields a dict: base, root, db,
+    inventory, sandbox, url (the router), backend, hv (the host variables).
+    """
+    db = create_app_db(sandbox, "t_%s_" % app)
+    try:
+        demo_app.ensure_wheels()
+        dist = base / "dist"
+        for version, variant in releases.items():
+            demo_app.build(version, variant, dist)
+        slot_vars = haproxy_slot_vars(sandbox, slot)
+        inventory = base / "hosts.yml"
+        root = base / "srv"
+        hv = host_vars(sandbox, app, root, dist, db, slot_vars["ports"], app + "_", app_python,
+                       **dict(slot_vars["router"], **overrides))
+        if kill_hook:
+            hook = base / "kill_the_controller.yml"
+            hook.write_text(KILL_HOOK % inventory)
+            hv["blue_green_hooks"] = "{{ {kill_at: '%s'} if kill_at | default('') else {} }}" % hook
+        write_inventory(inventory, {"h1": hv})
+        backend = sandbox["services"]["haproxy"]["slots"][slot]["backend"]
+        try:
+            for version in first:
+                proc = deploy(inventory, version)
+                assert proc.returncode == 0, proc.output[-3000:]
+            yield {"base": base, "root": root, "db": db, "inventory": inventory, "sandbox": sandbox,
+                   "url": hv["app_router_url"], "backend": backend, "hv": hv}
+        finally:
+            retire_test_slot_app(sandbox, app, ROOT, backend)
+    finally:
+        drop_db(sandbox, db)

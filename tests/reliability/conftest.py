@@ -3,4 +3,4 @@ a steady request loop and asserts on requests failed by the router, rows lost, t
 the next run's convergence. The integration tests' fixtures and tools (tests/integration,
 on sys.path by tests/conftest.py) serve here too."""
 
-from apptest_fixtures import app_python, fresh_db, release_dir, run_app  # noqa: F401  (pytest fixtures)
+from apptest_fixtures import app_python, fresh_db, release_dir, run_app  # noqa: F401  pylint: disable=unused-import

@@ -16,10 +16,7 @@ import json
 
 import pytest
 
-import demo_app
-from apptools import create_app_db, drop_db, retire_test_slot_app
-from bluegreen_tools import (LoadLoop, backup_servers, db_revision, deploy, haproxy_slot_vars, host_vars,
-                             read_audit, read_state, served_version, write_inventory)
+from bluegreen_tools import LoadLoop, backup_servers, db_revision, deploy, read_audit, read_state, served_version, slot_app
 from helpers import ROOT, run_playbook
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("switch_back_failure")]
@@ -30,31 +27,10 @@ APP = "killed"
 
 @pytest.fixture(scope="module")
 def killed(sandbox, tmp_path_factory, app_python):
-    base = tmp_path_factory.mktemp("killed")
-    db = create_app_db(sandbox, "t_kill_")
-    demo_app.ensure_wheels()
-    dist = base / "dist"
-    for version, variant in {"1.0.0": "base", "1.1.0": "good"}.items():
-        demo_app.build(version, variant, dist)
-    slot = haproxy_slot_vars(sandbox, SLOT)
-    inventory = base / "hosts.yml"
-    hook = base / "kill_the_controller.yml"
-    # SIGKILL to this inventory's ansible-playbook (and nothing else running on the machine).
-    hook.write_text("- name: The controller is killed (SIGKILL)\n"
-                    "  ansible.builtin.command:\n"
-                    "    argv: [pkill, -KILL, -f, 'ansible-playbook .*deploy.yml -i %s']\n" % inventory)
-    root = base / "srv"
-    hv = host_vars(sandbox, APP, root, dist, db, slot["ports"], APP + "_", app_python, **slot["router"])
-    hv["blue_green_hooks"] = ("{{ {'before_gate_live': '%s'} if kill_before_gate_live | default(false) else "
-                              "({'after_migrate': '%s'} if kill_after_migrate | default(false) else {}) }}" % (hook, hook))
-    write_inventory(inventory, {"h1": hv})
-    first = deploy(inventory, "1.0.0")
-    assert first.returncode == 0, first.output[-3000:]
-    proc = deploy(inventory, "1.1.0", kill_before_gate_live=True)
-    yield {"proc": proc, "root": root, "db": db, "inventory": inventory, "sandbox": sandbox,
-           "url": slot["router"]["app_router_url"], "backend": sandbox["services"]["haproxy"]["slots"][SLOT]["backend"]}
-    retire_test_slot_app(sandbox, APP, ROOT, sandbox["services"]["haproxy"]["slots"][SLOT]["backend"])
-    drop_db(sandbox, db)
+    with slot_app(sandbox, tmp_path_factory.mktemp("killed"), app_python, APP, SLOT, {"1.0.0": "base", "1.1.0": "good"},
+                  kill_hook=True) as app:
+        proc = deploy(app["inventory"], "1.1.0", kill_at="before_gate_live")
+        yield dict(app, proc=proc)
 
 
 def test_the_kill_leaves_the_router_on_the_new_release_and_state_json_behind(killed):
@@ -106,7 +82,7 @@ def test_a_rollback_after_it_downgrades_to_where_the_database_was(killed):
 
 
 def test_a_rollback_right_after_a_kill_starts_from_what_the_router_serves(killed):
-    again = deploy(killed["inventory"], "1.1.0", kill_before_gate_live=True)
+    again = deploy(killed["inventory"], "1.1.0", kill_at="before_gate_live")
     assert again.returncode != 0
     assert served_version(killed["url"]) == "1.1.0" and read_state(killed["root"])["live_version"] == "1.0.0"
     with LoadLoop(killed["url"] + "/health") as load:
@@ -125,7 +101,7 @@ def test_a_kill_after_the_migration_keeps_the_revisions_the_live_release_runs_on
     """Killed once the database is migrated, before the switch: 1.0.0 still serves on 0003; the
     next run says so, deploys, and records 0002 (not 0003) as the revisions to go back to."""
     assert read_state(killed["root"])["live_version"] == "1.0.0"
-    cut = deploy(killed["inventory"], "1.1.0", kill_after_migrate=True)
+    cut = deploy(killed["inventory"], "1.1.0", kill_at="after_migrate")
     assert cut.returncode != 0
     assert served_version(killed["url"]) == "1.0.0" and db_revision(killed["sandbox"], killed["db"]) == "0003"
     assert read_state(killed["root"])["pending"]["record"]["db_revisions_before"] == ["0002"]

@@ -16,10 +16,8 @@ import time
 import psycopg2
 import pytest
 
-import demo_app
-from apptools import create_app_db, drop_db, retire_test_slot_app, superuser_conn
-from bluegreen_tools import (LoadLoop, deploy, haproxy_slot_vars, host_vars, read_audit, read_state, served_version,
-                             write_inventory)
+from apptools import superuser_conn
+from bluegreen_tools import LoadLoop, read_audit, read_state, served_version, slot_app
 from helpers import ROOT, run_playbook
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("switch_back_failure")]
@@ -31,22 +29,9 @@ TABLE = "worker_heartbeats"
 
 @pytest.fixture(scope="module")
 def app(sandbox, tmp_path_factory, app_python):
-    base = tmp_path_factory.mktemp("workers")
-    db = create_app_db(sandbox, "t_wrk_")
-    demo_app.ensure_wheels()
-    dist = base / "dist"
-    demo_app.build("1.0.0", "base", dist)
-    demo_app.build("1.1.0", "worker", dist)
-    slot = haproxy_slot_vars(sandbox, SLOT)
-    root = base / "srv"
-    hv = host_vars(sandbox, APP, root, dist, db, slot["ports"], APP + "_", app_python, **slot["router"])
-    inventory = write_inventory(base / "hosts.yml", {"h1": hv})
-    for version in ("1.0.0", "1.1.0"):
-        proc = deploy(inventory, version)
-        assert proc.returncode == 0, proc.output[-3000:]
-    yield {"root": root, "db": db, "inventory": inventory, "sandbox": sandbox, "url": slot["router"]["app_router_url"]}
-    retire_test_slot_app(sandbox, APP, ROOT, sandbox["services"]["haproxy"]["slots"][SLOT]["backend"])
-    drop_db(sandbox, db)
+    with slot_app(sandbox, tmp_path_factory.mktemp("workers"), app_python, APP, SLOT, {"1.0.0": "base", "1.1.0": "worker"},
+                  first=("1.0.0", "1.1.0")) as app:
+        yield app
 
 
 def heartbeats(sandbox, db):

@@ -17,11 +17,7 @@ import json
 
 import pytest
 
-import demo_app
-from apptools import create_app_db, drop_db, retire_test_slot_app
-from bluegreen_tools import (LoadLoop, backup_servers, db_revision, deploy, haproxy_slot_vars, host_vars,
-                             read_audit, read_state, served_version, write_inventory)
-from helpers import ROOT
+from bluegreen_tools import LoadLoop, backup_servers, db_revision, deploy, read_audit, read_state, served_version, slot_app
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("switch_back_failure")]
 
@@ -34,30 +30,9 @@ BOUNDARIES = [("after_backup", "1.1.0"), ("after_release", "1.2.0"), ("after_sta
 
 @pytest.fixture(scope="module")
 def app(sandbox, tmp_path_factory, app_python):
-    base = tmp_path_factory.mktemp("phasekill")
-    db = create_app_db(sandbox, "t_pkill_")
-    demo_app.ensure_wheels()
-    dist = base / "dist"
-    demo_app.build("1.0.0", "base", dist)
-    for _boundary, version in BOUNDARIES:
-        demo_app.build(version, "good", dist)
-    slot = haproxy_slot_vars(sandbox, SLOT)
-    inventory = base / "hosts.yml"
-    hook = base / "kill_the_controller.yml"
-    # SIGKILL to this inventory's ansible-playbook (and nothing else running on the machine).
-    hook.write_text("- name: The controller is killed (SIGKILL)\n"
-                    "  ansible.builtin.command:\n"
-                    "    argv: [pkill, -KILL, -f, 'ansible-playbook .*deploy.yml -i %s']\n" % inventory)
-    root = base / "srv"
-    hv = host_vars(sandbox, APP, root, dist, db, slot["ports"], APP + "_", app_python, **slot["router"])
-    hv["blue_green_hooks"] = "{{ {kill_at: '%s'} if kill_at | default('') else {} }}" % hook
-    write_inventory(inventory, {"h1": hv})
-    first = deploy(inventory, "1.0.0")
-    assert first.returncode == 0, first.output[-3000:]
-    yield {"root": root, "db": db, "inventory": inventory, "sandbox": sandbox,
-           "url": slot["router"]["app_router_url"], "backend": sandbox["services"]["haproxy"]["slots"][SLOT]["backend"]}
-    retire_test_slot_app(sandbox, APP, ROOT, sandbox["services"]["haproxy"]["slots"][SLOT]["backend"])
-    drop_db(sandbox, db)
+    releases = dict([("1.0.0", "base")] + [(version, "good") for _boundary, version in BOUNDARIES])
+    with slot_app(sandbox, tmp_path_factory.mktemp("phasekill"), app_python, APP, SLOT, releases, kill_hook=True) as app:
+        yield app
 
 
 @pytest.mark.parametrize("boundary, version", BOUNDARIES, ids=[b for b, _v in BOUNDARIES])

@@ -14,10 +14,7 @@ import os
 import pytest
 import requests
 
-import demo_app
-from apptools import create_app_db, drop_db, retire_test_slot_app
-from bluegreen_tools import (db_revision, deploy, haproxy_slot_vars, host_vars, read_audit, read_state,
-                             write_inventory)
+from bluegreen_tools import db_revision, deploy, read_audit, read_state, slot_app, write_inventory
 from helpers import ROOT, run_playbook
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("switch_back_failure")]
@@ -29,38 +26,29 @@ APP = "sbfail"
 @pytest.fixture(scope="module")
 def stuck(sandbox, tmp_path_factory, app_python):
     base = tmp_path_factory.mktemp("sbfail")
-    db = create_app_db(sandbox, "t_sbf_")
-    demo_app.ensure_wheels()
-    dist = base / "dist"
-    for version, variant in {"1.0.0": "base", "1.2.1": "errors"}.items():
-        demo_app.build(version, variant, dist)
-    slot = haproxy_slot_vars(sandbox, SLOT)
     socket_link = base / "admin.sock"
     os.symlink(sandbox["services"]["haproxy"]["admin_socket"], socket_link)
     hook = base / "lose_the_router.yml"
     hook.write_text("- name: The router's admin socket goes away\n"
                     "  ansible.builtin.file: {path: %s, state: absent}\n" % socket_link)
-    router = dict(slot["router"])
-    router["app_haproxy_admin_socket"] = str(socket_link)
-    root = base / "srv"
-    hv = host_vars(sandbox, APP, root, dist, db, slot["ports"], APP + "_", app_python, **router)
-    hv["blue_green_hooks"] = "{{ {'before_gate_live': '%s'} if blue_green_version == '1.2.1' else {} }}" % hook
-    hv["blue_green_switch_back_retries"] = 1
-    # The errors release answers 500 to half the requests after its 40th: past the idle gate
-    # and the start's probes, within the live gate's 200.
-    hv["blue_green_shared_env"] = dict(hv["blue_green_shared_env"], SIMULATE_ERRORS_AFTER="40")
-    hv["blue_green_gate_live"] = {"requests": 200, "concurrency": 4, "max_error_rate": 0.01,
-                                  "max_latency_ms": {"p95": 10000}}
-    inventory = write_inventory(base / "hosts.yml", {"h1": hv})
-    first = deploy(inventory, "1.0.0")
-    assert first.returncode == 0, first.output[-3000:]
-    proc = deploy(inventory, "1.2.1", blue_green_db_rollback="downgrade")
-    yield {"proc": proc, "root": root, "db": db, "inventory": inventory, "socket_link": socket_link,
-           "url": router["app_router_url"], "sandbox": sandbox}
-    if not socket_link.exists():
-        os.symlink(sandbox["services"]["haproxy"]["admin_socket"], socket_link)
-    retire_test_slot_app(sandbox, APP, ROOT, sandbox["services"]["haproxy"]["slots"][SLOT]["backend"])
-    drop_db(sandbox, db)
+    overrides = {
+        "app_haproxy_admin_socket": str(socket_link),
+        "blue_green_hooks": "{{ {'before_gate_live': '%s'} if blue_green_version == '1.2.1' else {} }}" % hook,
+        "blue_green_switch_back_retries": 1,
+        # The errors release answers 500 to half the requests after its 40th: past the idle gate
+        # and the start's probes, within the live gate's 200.
+        "blue_green_gate_live": {"requests": 200, "concurrency": 4, "max_error_rate": 0.01,
+                                 "max_latency_ms": {"p95": 10000}},
+    }
+    try:
+        with slot_app(sandbox, base, app_python, APP, SLOT, {"1.0.0": "base", "1.2.1": "errors"}, **overrides) as app:
+            app["hv"]["blue_green_shared_env"] = dict(app["hv"]["blue_green_shared_env"], SIMULATE_ERRORS_AFTER="40")
+            write_inventory(app["inventory"], {"h1": app["hv"]})
+            proc = deploy(app["inventory"], "1.2.1", blue_green_db_rollback="downgrade")
+            yield dict(app, proc=proc, socket_link=socket_link)
+    finally:
+        if not socket_link.exists():
+            os.symlink(sandbox["services"]["haproxy"]["admin_socket"], socket_link)
 
 
 def served(url, tries=20):
