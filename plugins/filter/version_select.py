@@ -9,7 +9,7 @@ __metaclass__ = type
 DOCUMENTATION = r"""
 name: version_select
 short_description: The first entry of a list whose version range holds a version
-version_added: 1.1.0
+version_added: 0.1.0
 description:
   - Picks, from a list of dicts each with a C(versions) key holding a PEP 440 version
     specifier set (for example V(>=2.0,<3)), the first entry whose range contains the

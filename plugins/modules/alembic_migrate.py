@@ -9,7 +9,7 @@ __metaclass__ = type
 DOCUMENTATION = r"""
 module: alembic_migrate
 short_description: Bring a database to an Alembic revision, declaratively and once per fleet
-version_added: "1.0.0"
+version_added: 0.1.0
 description:
   - Runs the target application's own Alembic migrations with the application's own
     interpreter (O(python)), so the imports of its C(env.py) and migrations resolve.
@@ -35,6 +35,14 @@ attributes:
   diff_mode:
     support: none
     description: Nothing is edited.
+  platform:
+    support: full
+    platforms: posix
+    description: Runs on the host it targets, which must be POSIX (Linux is what is tested).
+  action_group:
+    support: full
+    membership: [prodready.deploy.deploy, prodready.deploy.postgres]
+    description: In C(module_defaults), C(group/prodready.deploy.deploy) and C(group/prodready.deploy.postgres) set this module's options.
 options:
   project_path:
     description:

@@ -10,7 +10,7 @@ __metaclass__ = type
 DOCUMENTATION = r"""
 module: color_process
 short_description: Start, restart or stop one color of a blue-green app and wait until it serves
-version_added: 1.1.0
+version_added: 0.1.0
 description:
   - One color (for example V(green)) of an app is one process on its own port, run by
     supervisor or systemd. This module writes the color's definition, (re)starts it and
@@ -210,7 +210,15 @@ attributes:
   diff_mode:
     support: full
     description: The definition files, with the environment's values masked.
-"""
+
+  platform:
+    support: full
+    platforms: posix
+    description: Runs on the host it targets, which must be POSIX (Linux is what is tested).
+  action_group:
+    support: full
+    membership: [prodready.deploy.deploy]
+    description: In C(module_defaults), C(group/prodready.deploy.deploy) sets this module's options."""
 
 EXAMPLES = r"""
 - name: Start the idle color on the new release and wait until it serves it

@@ -223,6 +223,14 @@ attributes:
   diff_mode:
     support: none
     description: No diff is shown; RV(created) and RV(modes_fixed) list the directories.
+  platform:
+    support: full
+    platforms: posix
+    description: Runs on the host it targets, which must be POSIX (Linux is what is tested).
+  action_group:
+    support: full
+    membership: [prodready.deploy.deploy, prodready.deploy.lock]
+    description: In C(module_defaults), C(group/prodready.deploy.deploy) and C(group/prodready.deploy.lock) set this module's options.
 notes:
   - Release the lock in an C(always) section with M(prodready.deploy.deploy_lock),
     C(state=absent) and the same O(run_id).

@@ -105,6 +105,14 @@ attributes:
   diff_mode:
     support: none
     description: No diff is shown; RV(holder) tells who holds the lock.
+  platform:
+    support: full
+    platforms: posix
+    description: Runs on the host it targets, which must be POSIX (Linux is what is tested).
+  action_group:
+    support: full
+    membership: [prodready.deploy.deploy, prodready.deploy.lock]
+    description: In C(module_defaults), C(group/prodready.deploy.deploy) and C(group/prodready.deploy.lock) set this module's options.
 notes:
   - Release the lock in an C(always) section so that a failed deploy does not leave it held.
   - A lock broken by O(break_stale) or O(force) is first renamed aside and checked to be the

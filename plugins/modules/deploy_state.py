@@ -78,6 +78,14 @@ attributes:
   diff_mode:
     support: full
     description: Shows the state file before and after, as indented JSON.
+  platform:
+    support: full
+    platforms: posix
+    description: Runs on the host it targets, which must be POSIX (Linux is what is tested).
+  action_group:
+    support: full
+    membership: [prodready.deploy.deploy]
+    description: In C(module_defaults), C(group/prodready.deploy.deploy) sets this module's options.
 notes:
   - Do not put secrets in the state or the audit event; both files are meant to be read by
     operators.

@@ -36,6 +36,23 @@ author:
   - prodready.deploy maintainers (@prodready)
 extends_documentation_fragment:
   - prodready.deploy.redis
+attributes:
+  check_mode:
+    support: full
+    description: Reports the flags that would change, their RV(previous) values and the diff, and writes nothing.
+  diff_mode:
+    support: full
+    description: >-
+      The lines of the env file that change (never the rest of the file), or the Redis keys or hash fields that
+      change, before and after.
+  platform:
+    support: full
+    platforms: posix
+    description: Runs on the host it targets, which must be POSIX (Linux is what is tested).
+  action_group:
+    support: full
+    membership: [prodready.deploy.deploy, prodready.deploy.redis]
+    description: In C(module_defaults), C(group/prodready.deploy.deploy) and C(group/prodready.deploy.redis) set this module's options.
 options:
   backend:
     description:

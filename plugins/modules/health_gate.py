@@ -10,7 +10,7 @@ __metaclass__ = type
 DOCUMENTATION = r"""
 module: health_gate
 short_description: Decide with numbers whether an HTTP service is healthy
-version_added: 1.0.0
+version_added: 0.1.0
 description:
   - Waits for a service to come up (in fractions of a second), then sends a sample of
     requests, optionally concurrent, and judges it on error rate, latency percentiles,
@@ -192,7 +192,15 @@ attributes:
   diff_mode:
     support: none
     description: Nothing is edited.
-"""
+
+  platform:
+    support: full
+    platforms: posix
+    description: Runs on the host it targets, which must be POSIX (Linux is what is tested).
+  action_group:
+    support: full
+    membership: [prodready.deploy.deploy, prodready.deploy.http]
+    description: In C(module_defaults), C(group/prodready.deploy.deploy) and C(group/prodready.deploy.http) set this module's options."""
 
 EXAMPLES = r"""
 - name: Wait up to 30 s for the idle color, then gate on 50 requests

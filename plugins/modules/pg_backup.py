@@ -9,7 +9,7 @@ __metaclass__ = type
 DOCUMENTATION = r"""
 module: pg_backup
 short_description: Back up, verify, restore, list and prune PostgreSQL backups
-version_added: "1.0.0"
+version_added: 0.1.0
 description:
   - Dumps a PostgreSQL database with C(pg_dump) in the custom, directory, plain (optionally
     gzipped) or tar format, for the whole database, its schema, its data or chosen tables.
@@ -34,6 +34,14 @@ attributes:
   diff_mode:
     support: none
     description: Nothing is edited in place.
+  platform:
+    support: full
+    platforms: posix
+    description: Runs on the host it targets, which must be POSIX (Linux is what is tested).
+  action_group:
+    support: full
+    membership: [prodready.deploy.deploy, prodready.deploy.postgres]
+    description: In C(module_defaults), C(group/prodready.deploy.deploy) and C(group/prodready.deploy.postgres) set this module's options.
 options:
   mode:
     description:

@@ -318,6 +318,14 @@ attributes:
   diff_mode:
     support: none
     description: Nothing is changed, so there is nothing to diff.
+  platform:
+    support: full
+    platforms: posix
+    description: Runs on the host it targets, which must be POSIX (Linux is what is tested).
+  action_group:
+    support: full
+    membership: [prodready.deploy.deploy]
+    description: In C(module_defaults), C(group/prodready.deploy.deploy) sets this module's options.
 notes:
   - Needs C(psycopg2) on the managed host for O(postgres), C(redis) for O(redis), and for
     O(tls_certs) either the C(cryptography) package or the C(openssl) program.

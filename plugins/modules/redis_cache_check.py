@@ -10,7 +10,7 @@ __metaclass__ = type
 DOCUMENTATION = r"""
 module: redis_cache_check
 short_description: Check and manage the Redis cache around a deploy
-version_added: 1.0.0
+version_added: 0.1.0
 description:
   - Pings Redis and measures the latency; measures the hit ratio and the evictions over a
     window of seconds (from C(INFO stats) deltas, not lifetime counters); compares memory
@@ -100,7 +100,15 @@ attributes:
   diff_mode:
     support: none
     description: Nothing is edited in place.
-"""
+
+  platform:
+    support: full
+    platforms: posix
+    description: Runs on the host it targets, which must be POSIX (Linux is what is tested).
+  action_group:
+    support: full
+    membership: [prodready.deploy.deploy, prodready.deploy.redis]
+    description: In C(module_defaults), C(group/prodready.deploy.deploy) and C(group/prodready.deploy.redis) set this module's options."""
 
 EXAMPLES = r"""
 - name: Cache gate after the switch (runbook 000's redis-cli ping and INFO stats)

@@ -138,6 +138,14 @@ attributes:
   diff_mode:
     support: none
     description: A release directory is built or reused whole; RV(reused) tells which.
+  platform:
+    support: full
+    platforms: posix
+    description: Runs on the host it targets, which must be POSIX (Linux is what is tested).
+  action_group:
+    support: full
+    membership: [prodready.deploy.deploy]
+    description: In C(module_defaults), C(group/prodready.deploy.deploy) sets this module's options.
 notes:
   - The venv is created at its final path, because venvs are not relocatable (C(python -m venv)
     writes the venv's absolute path into the shebang of every script). So the code is unpacked

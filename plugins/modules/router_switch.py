@@ -178,7 +178,15 @@ attributes:
     support: partial
     description: With O(router=nginx), shows the upstream include before and after. Nothing
       is shown for haproxy, whose change is in RV(servers_state).
-"""
+
+  platform:
+    support: full
+    platforms: posix
+    description: Runs on the host it targets, which must be POSIX (Linux is what is tested).
+  action_group:
+    support: full
+    membership: [prodready.deploy.deploy, prodready.deploy.router]
+    description: In C(module_defaults), C(group/prodready.deploy.deploy) and C(group/prodready.deploy.router) set this module's options."""
 
 EXAMPLES = r"""
 - name: Send traffic to green through haproxy's runtime API

@@ -32,7 +32,7 @@ def test_documented_options_match_argument_spec():
         assert options[name].get("type", "str") == opt.get("type", "str"), name
         assert options[name].get("default") == opt.get("default"), name
         assert bool(options[name].get("required", False)) == bool(opt.get("required", False))
-    assert set(doc["attributes"]) == {"check_mode", "diff_mode"}
+    assert set(doc["attributes"]) == {"check_mode", "diff_mode", "platform", "action_group"}
     assert all(a.get("description") for a in doc["attributes"].values())
 
 
