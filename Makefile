@@ -4,7 +4,7 @@ ROOT := $(CURDIR)
 ENV := source $(ROOT)/scripts/env.sh &&
 PYTEST_ARGS ?=
 
-.PHONY: demo test bootstrap sandbox-up sandbox-down lint sanity pytest unit integration build clean
+.PHONY: demo test bootstrap sandbox-up sandbox-down lint sanity pytest unit integration build ee-context clean
 
 demo: bootstrap
 	@$(ENV) bash scripts/demo.sh
@@ -36,6 +36,10 @@ unit: bootstrap
 
 build: bootstrap
 	@$(ENV) ansible-galaxy collection build --force --output-path dist .
+
+# The execution environment's build context (docs/awx.md): `podman build .build/ee` makes the image.
+ee-context: build
+	@$(ENV) ansible-builder create -f execution-environment.yml -c .build/ee --output-filename Containerfile
 
 clean: sandbox-down
 	rm -rf .sandbox .cache dist tests/output
