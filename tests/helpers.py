@@ -29,11 +29,12 @@ def ansible_env(extra=None):
 
 
 def run_playbook(playbook, inventory=None, extra_vars=None, check=False, diff=False,
-                 verbosity=0, env=None, timeout=600):
+                 verbosity=0, env=None, timeout=600, kill_at=None):
     """Run `ansible-playbook`; returns the CompletedProcess (stdout, stderr, returncode).
 
     Two more attributes: `output` (stdout + stderr) and `flat` (the same with every run of
-    whitespace made one space). Assert on messages in `flat`: the yaml result format folds
+    whitespace made one space). `kill_at`: SIGKILL ansible-playbook when a line of its
+    output holds this text (a fault test's controller crash). Assert on messages in `flat`: the yaml result format folds
     long strings at 80 columns, wherever their words happen to fall.
     """
     argv = [str(ROOT / ".venv" / "bin" / "ansible-playbook"), str(playbook)]
@@ -52,14 +53,41 @@ def run_playbook(playbook, inventory=None, extra_vars=None, check=False, diff=Fa
     if verbosity:
         argv.append("-" + "v" * verbosity)
     try:
-        proc = subprocess.run(argv, capture_output=True, text=True, env=ansible_env(env),
-                              timeout=timeout, cwd=str(ROOT), check=False)
+        if kill_at:
+            proc = _run_until(argv, env, timeout, kill_at)
+        else:
+            proc = subprocess.run(argv, capture_output=True, text=True, env=ansible_env(env),
+                                  timeout=timeout, cwd=str(ROOT), check=False)
         proc.output = proc.stdout + proc.stderr
         proc.flat = " ".join(proc.output.split())
         return proc
     finally:
         if vars_file:
             os.unlink(vars_file)
+
+
+def _run_until(argv, env, timeout, marker):
+    """ansible-playbook SIGKILLed as soon as a line of its output holds `marker` (a task's
+    banner: the controller dies as that task starts); a CompletedProcess like subprocess.run's."""
+    import signal
+    import threading
+
+    child = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             env=ansible_env(env), cwd=str(ROOT))
+    timer = threading.Timer(timeout, child.kill)
+    timer.start()
+    lines = []
+    try:
+        for line in child.stdout:
+            lines.append(line)
+            if marker in line:
+                os.kill(child.pid, signal.SIGKILL)
+                break
+        lines.extend(child.stdout.readlines())
+        child.wait()
+    finally:
+        timer.cancel()
+    return subprocess.CompletedProcess(argv, child.returncode, "".join(lines), "")
 
 
 def run_module(module, args, check=False, diff=False, verbosity=0, env=None,

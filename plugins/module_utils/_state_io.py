@@ -93,10 +93,17 @@ def write_reconciled(path, st, state, decision, audit_log, check_mode, new_mode=
     """Apply a _reconcile decision: state.json takes decision["update"] (atomically, written
     only when it changes) and its event goes to `audit_log`; in check mode nothing is written.
     Returns (the state as it is now, whether the file changed)."""
-    new_state, changed = _statefile.merge_update(state, decision["update"])
-    if not check_mode:
-        if changed:
-            _atomic.write_atomic(path, _statefile.render_state(new_state), st, new_mode, "state_path")
-        if decision["event"] and audit_log:
-            audit(audit_log, decision["event"])
+    new_state, changed = write_update(path, st, state, decision["update"], check_mode, new_mode)
+    if not check_mode and decision["event"] and audit_log:
+        audit(audit_log, decision["event"])
+    return new_state, changed
+
+
+def write_update(path, st, state, update, check_mode, new_mode=0o640):
+    """state.json at `path` (read as `state`, stat `st`) takes `update` (a key set to None is
+    removed), atomically and only when it changes; nothing is written in check mode. Returns
+    (the state as it is now, whether the file changed)."""
+    new_state, changed = _statefile.merge_update(state, update)
+    if changed and not check_mode:
+        _atomic.write_atomic(path, _statefile.render_state(new_state), st, new_mode, "state_path")
     return new_state, changed and not check_mode

@@ -287,6 +287,19 @@ in_place:
   returned: always
   type: bool
   sample: false
+resumed:
+  description:
+    - The rollback a killed run left in C(state.json) (C(pending_rollback)) that this one takes
+      up, with C(text) saying how; V(null) when none. Its target already serving is not
+      taken for done (RV(noop) is V(false)) - its database step, verify and finalize run
+      again - and C(from_version)/C(from_color) name what it rolled back from.
+    - Before any irreversible step (switch, downgrade, restore) this module records its own
+      intent as C(pending_rollback) (run id, target, color, what it rolls back from, the
+      database mode); the role's finalize clears it.
+  returned: always
+  type: dict
+  sample: {"run_id": "rollback-20261207T101010-42", "to": "1.0.0", "color": "blue", "from_version": "1.1.0",
+           "from_color": "green", "db": "downgrade", "text": "a rollback 1.1.0 -> 1.0.0 ... was interrupted after its switch ..."}
 warm:
   description: V(true) when the color answered with the target version (never asked with RV(in_place)).
   returned: always
@@ -347,6 +360,7 @@ from ansible_collections.prodready.deploy.plugins.module_utils import _process_i
 from ansible_collections.prodready.deploy.plugins.module_utils import _reconcile
 from ansible_collections.prodready.deploy.plugins.module_utils._options import renamed_from
 from ansible_collections.prodready.deploy.plugins.module_utils import _state_io
+from ansible_collections.prodready.deploy.plugins.module_utils import _statefile
 
 
 def argument_spec():
@@ -449,6 +463,37 @@ def plan(state, to, color_names, in_place=False):
     return target, chosen[0] if chosen else "", False
 
 
+def interrupted(state, to, run_id):
+    """The rollback a killed run left in state.json (``pending_rollback``) that this one takes
+    up (pure): another run's, aiming where this one does (`to`, or nothing asked); else None."""
+    pending = state.get("pending_rollback")
+    if not isinstance(pending, dict) or not pending.get("to") or pending.get("run_id") == run_id:
+        return None
+    if to and to != pending["to"]:
+        return None
+    return pending
+
+
+def intent(pending, run_id, target, color, state, db_rollback, now):
+    """The ``pending_rollback`` record written before the rollback's first irreversible step
+    (pure): what a killed run leaves for the next one. Taking up `pending` keeps what it rolled
+    back from."""
+    origin = pending or dict(from_version=state.get("live_version"), from_color=state.get("live_color"))
+    return dict(run_id=run_id, to=target, color=color, from_version=origin.get("from_version"),
+                from_color=origin.get("from_color"), db=db_rollback, started_at=_statefile.iso_utc(now))
+
+
+def resume_text(pending, live, target, color):
+    """How the rollback a killed run left is taken up, in words."""
+    head = "a rollback %s -> %s (run %s, database %s) was interrupted" % (
+        pending.get("from_version"), pending.get("to"), pending.get("run_id"), pending.get("db"))
+    if live:
+        origin = "%s (%s)" % (pending.get("from_version"), pending.get("from_color"))
+        return ("%s after its switch: %s serves on %s; its remaining steps run again (database, verify, "
+                "finalize), %s is what it rolled back from" % (head, target, color, origin))
+    return "%s before its switch: it is run again" % head
+
+
 def color_of(server, prefix):
     """The color of haproxy server `server` named `<prefix><color>` (None stays None)."""
     if server and prefix and server.startswith(prefix):
@@ -548,7 +593,8 @@ def run(module):
     do_switch = p["switch"] and p["router"] == "haproxy"
     result = dict(changed=False, state_found=False, locked=False, holder=None, state={}, target="",
                   color="", noop=False, in_place=False, warm=False, probe_reason="", switched=False, switch=None,
-                  audit_line=None, run_id=p["run_id"], started_at=started_at, reconciled="", router_repair=None)
+                  audit_line=None, run_id=p["run_id"], started_at=started_at, reconciled="", router_repair=None,
+                  resumed=None)
     if not os.path.exists(p["state_path"]):
         return result
     result["state_found"] = True
@@ -569,9 +615,21 @@ def run(module):
         state = _state_io.read_state_file(p["state_path"], True)[0]
         api = _haproxy_runtime.RuntimeApi(p["admin_socket"], p["admin_address"]) if do_switch else None
         state = reconcile(module, ports, state, api, result)
-        target, color, noop = plan(state, p["to"], ports, p["restore_in_place"])
+        # A rollback killed before finalize left its intent: taken up, not taken for done.
+        pending = None if p["restore_in_place"] else interrupted(state, p["to"], p["run_id"])
+        target, color, noop = plan(state, p["to"] or (pending or {}).get("to", ""), ports, p["restore_in_place"])
+        if pending and target:
+            result["resumed"] = dict(pending, text=resume_text(pending, noop, target, color))
+            module.warn("rollback_start: " + result["resumed"]["text"])
+            noop = False  # its target serves, but its database, verify and finalize are still to run
         in_place = p["restore_in_place"] and bool(target) and target == (state.get("live_version") or "")
         result.update(state=state, target=target, color=color, noop=noop, in_place=in_place)
+        if target and color and not noop and not in_place and not module.check_mode:
+            # The intent, before any irreversible step (switch, downgrade, restore swap): finalize clears it.
+            record = intent(pending, p["run_id"], target, color, state, p["db_rollback"], started_at)
+            state = _state_io.write_update(p["state_path"], os.stat(p["state_path"]), state,
+                                           {"pending_rollback": record}, module.check_mode)[0]
+            result["state"] = state
         if not target or noop or in_place or not color:
             return result
         reason = probe(p["bind_host"], ports[color], p["health_path"], p["version_path"], target,

@@ -114,3 +114,32 @@ def test_a_kill_after_the_migration_keeps_the_revisions_the_live_release_runs_on
     state = read_state(killed["root"])
     assert (state["live_version"], state["db_revisions_before"], state["db_revisions"]) == ("1.1.0", ["0002"], ["0003"])
     assert "pending" not in state
+
+
+def test_a_rollback_killed_after_its_switch_is_taken_up_by_the_next_one(killed):
+    """A rollback whose controller dies after its switch and before its downgrade: 1.0.0 serves
+    on the 1.1.0 schema. The next rollback must not call it "already live": it takes the killed
+    one up (its intent, state.json pending_rollback), downgrades, verifies and finalizes."""
+    root = killed["root"]
+    assert read_state(root)["live_version"] == "1.1.0" and db_revision(killed["sandbox"], killed["db"]) == "0003"
+    args = {"deploy_hosts": "all", "rollback_to": "1.0.0", "rollback_db": "downgrade"}
+    with LoadLoop(killed["url"] + "/health") as load:
+        cut = run_playbook(ROOT / "playbooks" / "rollback.yml", inventory=killed["inventory"], timeout=600,
+                           extra_vars=args, kill_at="TASK [prodready.deploy.rollback : Downgrade the database")
+        assert cut.returncode != 0 and "PLAY RECAP" not in cut.output, cut.output[-3000:]
+        # Killed between its switch (rollback_start, warm 1.0.0) and its database step.
+        assert served_version(killed["url"]) == "1.0.0" and db_revision(killed["sandbox"], killed["db"]) == "0003"
+        left = read_state(root)
+        assert left["live_version"] == "1.1.0" and left["pending_rollback"]["to"] == "1.0.0"
+        proc = run_playbook(ROOT / "playbooks" / "rollback.yml", inventory=killed["inventory"], timeout=600,
+                            extra_vars=args)
+    assert proc.returncode == 0, proc.output[-3000:]
+    assert load.failed == [] and load.ok > 0, load.failed[:10]
+    assert "already live" not in proc.flat
+    assert ("a rollback 1.1.0 -> 1.0.0 (run %s, database downgrade) was interrupted after its switch"
+            % left["pending_rollback"]["run_id"]) in proc.flat
+    assert db_revision(killed["sandbox"], killed["db"]) == "0002"
+    state = read_state(root)
+    assert (state["live_version"], state["last_rollback"]["from"], state["last_rollback"]["to"]) == ("1.0.0", "1.1.0", "1.0.0")
+    assert state["previous_color"] == left["live_color"] and "pending_rollback" not in state
+    assert not (root / "deploy.lock").exists()

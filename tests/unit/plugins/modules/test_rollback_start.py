@@ -277,3 +277,38 @@ def test_a_failed_switch_over_tcp_names_the_admin_address(capsys, tmp_path, vers
     assert result["failed"] is True and result["locked"] is False
     assert result["msg"].startswith("admin_address: cannot run 'show servers state be_app' on haproxy's admin "
                                     "address 127.0.0.1:%d: " % port)
+
+
+PENDING = {"run_id": "rollback-killed", "to": "1.0.0", "color": "blue", "from_version": "1.1.0",
+           "from_color": "green", "db": "downgrade", "started_at": "2026-12-07T10:00:00Z"}
+
+
+@pytest.mark.parametrize("pending, to, run_id, taken_up", [
+    (PENDING, "", "rollback-next", True),            # nothing asked: the killed rollback's target
+    (PENDING, "1.0.0", "rollback-next", True),       # the same target asked
+    (PENDING, "0.9.0", "rollback-next", False),      # another target: a rollback of its own
+    (PENDING, "", "rollback-killed", False),         # this run's own intent
+    (dict(PENDING, to=""), "", "rollback-next", False),
+    ("garbage", "", "rollback-next", False),
+    (None, "", "rollback-next", False),
+])
+def test_a_rollback_a_killed_run_left_is_taken_up_when_it_aims_the_same_way(pending, to, run_id, taken_up):
+    state = {"live_version": "1.0.0", "pending_rollback": pending}
+    assert (rollback_start.interrupted(state, to, run_id) is not None) == taken_up
+
+
+def test_the_intent_keeps_what_the_first_run_rolled_back_from():
+    state = {"live_version": "1.0.0", "live_color": "blue"}  # reconciled: the killed run's target serves
+    taken_up = rollback_start.intent(PENDING, "rollback-next", "1.0.0", "blue", state, "downgrade", 0)
+    assert (taken_up["from_version"], taken_up["from_color"], taken_up["run_id"]) == ("1.1.0", "green", "rollback-next")
+    fresh = rollback_start.intent(None, "rollback-1", "1.0.0", "blue", {"live_version": "1.1.0", "live_color": "green"},
+                                  "none", 0)
+    assert fresh == {"run_id": "rollback-1", "to": "1.0.0", "color": "blue", "from_version": "1.1.0",
+                     "from_color": "green", "db": "none", "started_at": "1970-01-01T00:00:00Z"}
+
+
+def test_how_a_killed_rollback_is_taken_up_is_said():
+    after = rollback_start.resume_text(PENDING, True, "1.0.0", "blue")
+    assert after.startswith("a rollback 1.1.0 -> 1.0.0 (run rollback-killed, database downgrade) was interrupted after "
+                            "its switch: 1.0.0 serves on blue; its remaining steps run again")
+    assert rollback_start.resume_text(PENDING, False, "1.0.0", "blue").endswith("before its switch: it is run again")
