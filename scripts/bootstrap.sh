@@ -76,6 +76,21 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
   printf '%s\n' "$want" > "$STAMP"
 fi
 
+# 2b. The oldest ansible-core meta/runtime.yml's requires_ansible claims, in a venv of its own
+#     (tests/integration/test_oldest_ansible.py runs playbooks and modules with it).
+OLD_VENV="$ROOT/.cache/venv-oldest-ansible"
+want_old="$(cat requirements.txt requirements-oldest-ansible.txt | sha256sum | cut -d' ' -f1)"
+if [ ! -x "$OLD_VENV/bin/python" ]; then
+  log "creating $OLD_VENV"
+  "$PYTHON" -m venv "$OLD_VENV"
+fi
+if [ "$(cat "$OLD_VENV/.requirements.sha256" 2>/dev/null)" != "$want_old" ]; then
+  log "installing the oldest supported ansible-core into $OLD_VENV"
+  "$OLD_VENV/bin/python" -m pip install -q -r requirements-oldest-ansible.txt \
+    2> >(grep -v 'is ignored: it is neither a file nor a directory' >&2)
+  printf '%s\n' "$want_old" > "$OLD_VENV/.requirements.sha256"
+fi
+
 # 3. The collection is the repository root: expose it as ansible_collections/prodready/deploy
 #    so that ansible, pytest and molecule resolve prodready.deploy.* to this checkout.
 coll="$ROOT/.build/collections/ansible_collections/prodready"
