@@ -74,9 +74,8 @@ def test_modules_of_each_family_and_the_host_model_run(sandbox, tmp_path):
                 {"name": "cache", "prodready.deploy.redis_cache_check": {}, "register": "cache"},
                 {"name": "gate", "prodready.deploy.health_gate": {"url": server.url("/fast"), "requests": 3},
                  "register": "gate"},
-                {"name": "flags", "prodready.deploy.feature_flag": {"path": str(tmp_path / ".env"), "create": True,
-                                                                     "flags": {"NEW_CHECKOUT": True}},
-                 "register": "flags"},
+                {"name": "flags", "register": "flags", "prodready.deploy.feature_flag": {
+                    "path": str(tmp_path / ".env"), "create": True, "flags": {"NEW_CHECKOUT": True}}},
                 {"name": "results", "ansible.builtin.copy": {
                     "content": "{{ {'backup': backup, 'cache': cache, 'gate': gate, 'flags': flags} | to_json }}",
                     "dest": str(out), "mode": "0600"}},
