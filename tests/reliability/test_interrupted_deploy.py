@@ -50,6 +50,32 @@ def test_the_kill_leaves_the_router_on_the_new_release_and_state_json_behind(kil
     assert lock.stat().st_mtime - record["since_epoch"] > 2.0
 
 
+def test_status_shows_the_lock_the_killed_run_left_and_its_intent(killed, tmp_path):
+    """playbooks/status.yml on the killed deploy (reads only): the table and the JSON say
+    who holds the lock, the interrupted deploy, what each color answers and the last runs."""
+    before = (killed["root"] / "state.json").read_bytes()
+    out = tmp_path / "status.json"
+    table = run_playbook(ROOT / "playbooks" / "status.yml", inventory=killed["inventory"],
+                         extra_vars={"deploy_hosts": "all", "status_file": str(out)})
+    assert table.returncode == 0, table.output[-3000:]
+    lock = json.loads((killed["root"] / "deploy.lock").read_text())
+    # blue serves 1.0.0 as recorded; green answers the 1.1.0 the killed run started (not recorded yet).
+    assert ("h1 blue 1.0.0 green 1.1.0 root@" in table.flat or "h1 blue 1.0.0 green 1.1.0 " in table.flat), table.output
+    assert ("h1: a deploy of 1.1.0 (run %s" % lock["run_id"]) in table.flat and "was interrupted" in table.flat
+    assert ("(run %s," % lock["run_id"]) in table.flat and "beat" in table.flat
+    status = json.loads(out.read_text())["h1"]
+    assert (status["live_color"], status["live_version"]) == ("blue", "1.0.0")
+    assert {c["color"]: c["answers"] for c in status["colors"]} == {"blue": "1.0.0", "green": "1.1.0"}
+    assert status["lock"]["run_id"] == lock["run_id"] and status["lock"]["controller"]["pid"]
+    assert status["pending"]["version"] == "1.1.0"
+    assert status["last_runs"][0]["action"] == "deploy" and status["last_runs"][0]["version"] == "1.0.0"
+    as_json = run_playbook(ROOT / "playbooks" / "status.yml", inventory=killed["inventory"],
+                           extra_vars={"deploy_hosts": "all", "status_format": "json"})
+    assert as_json.returncode == 0, as_json.output[-3000:]
+    assert "pending_rollback: null" in as_json.output and "live_version: 1.0.0" in as_json.output
+    assert (killed["root"] / "state.json").read_bytes() == before  # nothing changed
+
+
 def test_the_next_run_adopts_what_the_router_serves_with_no_failed_request(killed):
     with LoadLoop(killed["url"] + "/health") as load:
         proc = deploy(killed["inventory"], "1.1.0")
