@@ -56,6 +56,42 @@ options:
     ini:
       - section: callback_deploy_report
         key: report_dir
+  notify_webhooks:
+    description:
+      - Webhooks the summary is posted to at the end of the run (not in check mode) - a list of
+        URLs (JSON), C(slack=<url>) (a Slack-compatible message, its C(text) the summary) or C(json=<url>)
+        (the summary, the outcome, the hosts' outcomes and the report files' paths), or dicts
+        with C(url), C(format) and C(headers). The extra variable C(deploy_notify_webhooks)
+        (same forms; from an AWX survey or credential) adds to it.
+      - A webhook that does not take it after O(notify_retries) tries is a warning; the run's
+        result never changes. Output names a webhook by its scheme and host only (a Slack
+        webhook's path is its secret).
+    type: list
+    elements: raw
+    default: []
+    env:
+      - name: PRODREADY_NOTIFY_WEBHOOKS
+    ini:
+      - section: callback_deploy_report
+        key: notify_webhooks
+  notify_timeout:
+    description: Seconds each try of a webhook may take.
+    type: float
+    default: 5
+    env:
+      - name: PRODREADY_NOTIFY_TIMEOUT
+    ini:
+      - section: callback_deploy_report
+        key: notify_timeout
+  notify_retries:
+    description: Tries per webhook (1 s apart) on a connection error, a timeout, HTTP 408, 429 or 5xx.
+    type: int
+    default: 3
+    env:
+      - name: PRODREADY_NOTIFY_RETRIES
+    ini:
+      - section: callback_deploy_report
+        key: notify_retries
 """
 
 import datetime
@@ -66,7 +102,10 @@ import tempfile
 from ansible import context
 from ansible.errors import AnsibleError
 from ansible.module_utils.common.text.converters import to_text
+from ansible.module_utils.urls import open_url
 from ansible.plugins.callback import CallbackBase
+
+from ansible_collections.prodready.deploy.plugins.plugin_utils import _notify
 
 COLLECTION_PREFIX = "prodready.deploy."
 REPORT_VERSION = 2
@@ -856,6 +895,7 @@ class CallbackModule(CallbackBase):
         self._unreachable = set()
         self._playbooks = []
         self._started = _utcnow()
+        self._extra_webhooks = None
 
     @staticmethod
     def _parts(result):
@@ -906,6 +946,11 @@ class CallbackModule(CallbackBase):
         self._playbooks.append(os.path.basename(to_text(playbook._file_name)))
 
     def v2_playbook_on_play_start(self, play):
+        if self._extra_webhooks is None:
+            try:
+                self._extra_webhooks = play.get_variable_manager().extra_vars.get("deploy_notify_webhooks")
+            except Exception:  # no variable manager (a test double): the options alone
+                self._extra_webhooks = None
         # Sent once per serial batch, the inventory restricted to the batch.
         self._batches.append({"play": to_text(getattr(play, "_uuid", None) or id(play)),
                               "name": to_text(play.get_name()) if hasattr(play, "get_name") else None,
@@ -963,4 +1008,42 @@ class CallbackModule(CallbackBase):
         except (IOError, OSError) as e:
             report.pop("files", None)
             self._display.warning("deploy_report: cannot write the report into %s: %s" % (report_dir, to_text(e)))
-        self._display.display(render_summary(report))
+        summary = render_summary(report)
+        self._display.display(summary)
+        if not report.get("check_mode"):
+            self._notify(report, summary)
+
+    def _option(self, name, default):
+        """The option's value; `default` where the options were set without it (a callback
+        built by hand, as the unit tests do)."""
+        try:
+            return self.get_option(name)
+        except KeyError:
+            return default
+
+    def _notify(self, report, summary):
+        """Post the summary to the webhooks; a failure is a warning, never the run's result."""
+        try:
+            hooks = (_notify.targets(self._option("notify_webhooks", []), "notify_webhooks")
+                     + _notify.targets(self._extra_webhooks, "deploy_notify_webhooks"))
+        except _notify.ConfigError as e:
+            self._display.warning("deploy_report: no notification sent: %s" % to_text(e))
+            return
+        for fmt, url, headers in hooks:
+            ok, tries, problem = _notify.post(url, _notify.payload(fmt, report, summary), headers,
+                                              float(self._option("notify_timeout", 5)),
+                                              int(self._option("notify_retries", 3)), 1.0, _open)
+            if ok:
+                self._display.display("deploy_report: notified %s (%s)" % (_notify.redact(url), fmt))
+            else:
+                self._display.warning("deploy_report: the webhook %s (%s) did not take the report after %d tries (%s);"
+                                      " the run's result is unchanged" % (_notify.redact(url), fmt, tries, problem))
+
+
+def _open(url, data, headers, timeout):
+    """POST for _notify.post: the HTTP status (open_url raises on 4xx/5xx with the code)."""
+    response = open_url(url, data=data, headers=headers, method="POST", timeout=timeout, follow_redirects="safe")
+    try:
+        return response.getcode()
+    finally:
+        response.close()
