@@ -95,6 +95,7 @@ options:
 """
 
 import datetime
+import getpass
 import json
 import os
 import tempfile
@@ -755,6 +756,26 @@ def _switched_back_text(back):
     return "%s%s" % (who, ": %s" % to_text(back["reason"]).strip() if back.get("reason") else "")
 
 
+def launch_of(extra_vars):
+    """Who launched the run and its AWX job, from the play's extra variables (AWX sets
+    awx_user_name and awx_job_id; awx_url, the AWX address, is the operator's): the launching
+    user falls back to the controller's login name."""
+    extra = extra_vars or {}
+    who = extra.get("awx_user_name") or extra.get("tower_user_name")
+    if not who:
+        try:
+            who = getpass.getuser()
+        except Exception:  # neither the environment nor the password database knows the uid
+            who = None
+    job_id = extra.get("awx_job_id") or extra.get("tower_job_id")
+    job = None
+    if job_id:
+        base = to_text(extra.get("awx_url") or "").rstrip("/")
+        job = {"id": to_text(job_id), "url": "%s/#/jobs/playbook/%s" % (base, job_id) if base else None,
+               "template": extra.get("awx_job_template_name") or extra.get("tower_job_template_name")}
+    return {"launched_by": to_text(who) if who else None, "job": job}
+
+
 def render_summary(report, max_lines=12):
     """Short human summary: the hosts counted by outcome, the fleet section, then one block per
     host, what happened and why it stopped."""
@@ -783,6 +804,10 @@ def render_summary(report, max_lines=12):
             lines.append("  reverted: %s" % " | ".join(entry["reverted"]))
         if entry.get("stopped_reason"):
             lines.append("  stopped: %s" % entry["stopped_reason"])
+    job = report.get("job") or {}
+    if report.get("launched_by") or job:
+        lines.append("launched by %s%s" % (report.get("launched_by") or "?", (" (AWX job %s%s)" % (
+            job.get("id"), (" " + job["url"]) if job.get("url") else "")) if job else ""))
     if report.get("files"):
         lines.append("report: %s" % ", ".join(report["files"]))
     return "\n".join(lines)
@@ -802,6 +827,12 @@ def render_markdown(report):
     if report.get("check_mode"):
         out.append("- **check mode**: nothing was changed, the entries say what would have been done")
     out.append("- started: %s, finished: %s" % (report.get("started"), report.get("finished")))
+    if report.get("launched_by"):
+        out.append("- launched by: %s" % report["launched_by"])
+    job = report.get("job") or {}
+    if job:
+        out.append("- AWX job: %s%s%s" % (job.get("id"), (" (%s)" % job["template"]) if job.get("template") else "",
+                                          (" %s" % job["url"]) if job.get("url") else ""))
     fleet = (report.get("fleet") or {}).get("events") or []
     if fleet:
         out += ["", "## Fleet", "", "Tasks run once for a whole batch (`run_once`), listed once.", "",
@@ -896,6 +927,7 @@ class CallbackModule(CallbackBase):
         self._playbooks = []
         self._started = _utcnow()
         self._extra_webhooks = None
+        self._launch = launch_of({})
 
     @staticmethod
     def _parts(result):
@@ -948,9 +980,11 @@ class CallbackModule(CallbackBase):
     def v2_playbook_on_play_start(self, play):
         if self._extra_webhooks is None:
             try:
-                self._extra_webhooks = play.get_variable_manager().extra_vars.get("deploy_notify_webhooks")
+                extra = play.get_variable_manager().extra_vars
             except Exception:  # no variable manager (a test double): the options alone
-                self._extra_webhooks = None
+                extra = {}
+            self._extra_webhooks = extra.get("deploy_notify_webhooks") or []
+            self._launch = launch_of(extra)
         # Sent once per serial batch, the inventory restricted to the batch.
         self._batches.append({"play": to_text(getattr(play, "_uuid", None) or id(play)),
                               "name": to_text(play.get_name()) if hasattr(play, "get_name") else None,
@@ -996,6 +1030,8 @@ class CallbackModule(CallbackBase):
             "finished": finished.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "duration_s": round((finished - self._started).total_seconds(), 3),
             "check_mode": bool(context.CLIARGS.get("check", False)),
+            "launched_by": self._launch["launched_by"],
+            "job": self._launch["job"],
         }, host_events, host_stats, fleet_events)
         report_dir = os.path.abspath(os.path.expanduser(self.get_option("report_dir")))
         try:

@@ -77,9 +77,24 @@ def append_audit(path, line_bytes):
         os.close(fd)
 
 
+def launch_context(environ=None):
+    """Who launched the run and which AWX job it is, as the roles put them in the task's
+    environment (roles/app app_lock_environment): {launched_by, job: {id, url}}, the keys
+    present only when known."""
+    environ = os.environ if environ is None else environ
+    context = {}
+    if environ.get("PRODREADY_LAUNCHED_BY"):
+        context["launched_by"] = environ["PRODREADY_LAUNCHED_BY"]
+    if environ.get("PRODREADY_JOB_ID"):
+        context["job"] = dict(id=environ["PRODREADY_JOB_ID"], url=environ.get("PRODREADY_JOB_URL") or None)
+    return context
+
+
 def audit_line(event, now=None):
-    """The audit record of `event`: the event plus time (`now`, default now), user and host."""
-    return _statefile.build_audit_line(event, now if now else time.time(), login_name(), socket.gethostname())
+    """The audit record of `event`: the event plus time (`now`, default now), user (the login
+    that ran the module) and host, and who launched the run and its job when the roles say so."""
+    line = dict(launch_context(), **(event or {}))
+    return _statefile.build_audit_line(line, now if now else time.time(), login_name(), socket.gethostname())
 
 
 def audit(path, event, now=None):

@@ -84,7 +84,8 @@ def payload(fmt, report, summary):
     return {"source": "prodready.deploy", "kind": "deploy_report", "outcome": report.get("outcome"),
             "playbooks": report.get("playbooks"), "started": report.get("started"), "finished": report.get("finished"),
             "duration_s": report.get("duration_s"), "check_mode": report.get("check_mode"),
-            "counts": report.get("counts"), "hosts": hosts, "job": report.get("job"),
+            "counts": report.get("counts"), "hosts": hosts, "launched_by": report.get("launched_by"),
+            "job": report.get("job"),
             "files": report.get("files"), "summary": summary}
 
 

@@ -47,8 +47,10 @@ def test_a_kill_at_a_phase_boundary_is_converged_by_the_next_run(app, boundary, 
         # finalize releases the lock in the same module call that records the release.
         killed_lock = json.loads(lock_file.read_text()) if boundary != "after_finalize" else None
         assert lock_file.exists() == (killed_lock is not None)
-        proc = deploy(app["inventory"], version)
+        # Run as AWX runs it: the audit lines, state.json and the report name who and which job.
+        proc = deploy(app["inventory"], version, awx_user_name="alice", awx_job_id=4242, awx_url="https://awx.example")
     assert proc.returncode == 0, proc.output[-3000:]
+    assert "launched by alice (AWX job 4242 https://awx.example/#/jobs/playbook/4242)" in proc.output
     # No request failed through the router, during the killed run, between the runs, or the next.
     assert load.failed == [] and load.ok > 0, load.failed[:10]
     assert load.versions <= {before, version}
@@ -57,6 +59,10 @@ def test_a_kill_at_a_phase_boundary_is_converged_by_the_next_run(app, boundary, 
         assert "taken over from" in proc.flat and "no longer runs" in proc.flat
         takeovers = [line for line in read_audit(root) if line["action"] == "lock_takeover"]
         assert takeovers and takeovers[-1]["holder"]["run_id"] == killed_lock["run_id"]
+        deployed = [line for line in read_audit(root) if line["action"] == "deploy"][-1]
+        assert (deployed["result"], deployed["launched_by"], deployed["job"]["id"]) == ("success", "alice", "4242")
+        if boundary != "after_gate_live":  # past its switch the killed run's own record is adopted
+            assert read_state(root)["deployed_by"] == "alice" and read_state(root)["job"]["id"] == "4242"
     else:
         # The killed run had finished: the next one finds its release live, nothing to do.
         assert "nothing to do" in proc.flat and "taken over" not in proc.flat

@@ -733,3 +733,16 @@ def test_a_router_read_is_not_reported_as_a_switch():
     assert read == {"kind": "router_read", "serving": ["h1-green"], "text": "router read: serving h1-green"}
     switch = dr._summarize_router_switch({"live": "green", "previous_live": "blue", "switch_ms": 512.0})
     assert switch["kind"] == "router_switch" and switch["text"] == "router blue -> green in 512.0 ms"
+
+
+def test_who_launched_the_run_and_its_awx_job_are_in_the_summary_and_the_markdown():
+    launch = dr.launch_of({"awx_user_name": "alice", "awx_job_id": 42, "awx_url": "https://awx.example/",
+                           "awx_job_template_name": "deploy prod"})
+    assert launch == {"launched_by": "alice", "job": {"id": "42", "url": "https://awx.example/#/jobs/playbook/42",
+                                                      "template": "deploy prod"}}
+    assert dr.launch_of({"tower_job_id": 7})["job"] == {"id": "7", "url": None, "template": None}
+    assert dr.launch_of({})["job"] is None and dr.launch_of({})["launched_by"]  # the controller's login
+    report = dr.build_report(dict(playbooks=["deploy.yml"], **launch), {}, {})
+    assert "launched by alice (AWX job 42 https://awx.example/#/jobs/playbook/42)" in dr.render_summary(report)
+    markdown = dr.render_markdown(report)
+    assert "- launched by: alice" in markdown and "- AWX job: 42 (deploy prod) https://awx.example/#/jobs/playbook/42" in markdown

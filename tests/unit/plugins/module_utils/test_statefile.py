@@ -96,3 +96,17 @@ def test_render_state_round_trips():
 ])
 def test_check_update_names_the_key_whose_value_has_the_wrong_shape(update, problem):
     assert _statefile.check_update(update) == problem
+
+
+def test_an_audit_line_says_who_launched_the_run_and_its_job_beside_the_module_login(monkeypatch):
+    from ansible_collections.prodready.deploy.plugins.module_utils import _state_io
+
+    monkeypatch.setenv("PRODREADY_LAUNCHED_BY", "alice")
+    monkeypatch.setenv("PRODREADY_JOB_ID", "42")
+    monkeypatch.setenv("PRODREADY_JOB_URL", "https://awx.example/#/jobs/playbook/42")
+    line = _state_io.audit_line({"action": "deploy", "launched_by": "mallory-claims"}, now=0)
+    assert line["user"] == _state_io.login_name() and line["launched_by"] == "mallory-claims"  # an event's own word wins
+    assert line["job"] == {"id": "42", "url": "https://awx.example/#/jobs/playbook/42"}
+    monkeypatch.delenv("PRODREADY_JOB_ID")
+    assert "job" not in _state_io.audit_line({"action": "deploy"}, now=0)
+    assert _state_io.audit_line({"action": "deploy"}, now=0)["launched_by"] == "alice"
