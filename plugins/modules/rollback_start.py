@@ -201,6 +201,15 @@ attributes:
   diff_mode:
     support: none
     description: No diff is shown.
+  platform:
+    support: full
+    platforms: posix
+    description: Runs on the host it targets, which must be POSIX (Linux is what is tested).
+  action_group:
+    support: full
+    membership: [prodready.deploy.deploy, prodready.deploy.lock, prodready.deploy.router]
+    description: In C(module_defaults), C(group/prodready.deploy.deploy), C(group/prodready.deploy.lock) and
+      C(group/prodready.deploy.router) set this module's options.
 notes:
   - Release the lock in an C(always) section with M(prodready.deploy.deploy_lock),
     C(state=absent) and the same O(run_id).

@@ -30,9 +30,6 @@ FAMILY_OPTIONS = {
     "lock": ["owner", "controller", "run_id", "lock_timeout"],
     "router": ["router", "backend", "admin_address", "admin_socket", "wait_timeout"],
 }
-# rollback_start.py is being changed in another branch of work; its platform and action_group
-# attributes come with that change (remove it here then: the test XPASSes).
-ATTRIBUTES_PENDING = {"rollback_start"}
 ALLOWED_TOP_LEVEL = {"MANIFEST.json", "FILES.json", "README.md", "LICENSE", "CHANGELOG.rst", "bindep.txt", "meta",
                      "plugins", "roles", "playbooks", "docs", "changelogs"}
 
@@ -70,8 +67,7 @@ def test_check_mode_and_diff_mode_attributes_say_what_the_module_does(name):
     assert (diff in ("full", "partial")) == returns_diff, (diff, returns_diff)
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(reason="rollback_start is changed elsewhere now"))
-                                  if n in ATTRIBUTES_PENDING else n for n in sorted(MODULES)])
+@pytest.mark.parametrize("name", sorted(MODULES))
 def test_platform_and_action_group_attributes_match_meta_runtime(name):
     attributes = documentation(MODULES[name]).get("attributes") or {}
     assert attributes["platform"]["platforms"] == "posix"

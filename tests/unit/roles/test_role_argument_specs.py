@@ -44,13 +44,7 @@ def test_roles_that_describe_the_app_depend_on_the_host_model(role):
     assert not uses_app or "prodready.deploy.app" in deps
 
 
-# Roles whose argument specs are being changed in other work right now; their defaults are
-# written with `scripts/argspec_defaults.py roles/<role>` when that lands (then XPASS: remove).
-DEFAULTS_PENDING = {"blue_green", "rollback"}
-
-
-@pytest.mark.parametrize("role", [pytest.param(r, marks=pytest.mark.xfail(reason="argument spec edited elsewhere now"))
-                                  if r in DEFAULTS_PENDING else r for r in ROLES])
+@pytest.mark.parametrize("role", ROLES)
 def test_the_argument_spec_shows_the_defaults_the_role_uses(role):
     """`ansible-doc -t role` shows `default:` from the spec; the role uses defaults/main.yml."""
     import argspec_defaults  # scripts/argspec_defaults.py (tests/conftest.py puts scripts/ on sys.path)
