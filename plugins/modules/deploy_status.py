@@ -176,6 +176,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.prodready.deploy.plugins.module_utils._errors import ProdreadyError
+from ansible_collections.prodready.deploy.plugins.module_utils import _deploy_plan
 from ansible_collections.prodready.deploy.plugins.module_utils import _lock_io
 from ansible_collections.prodready.deploy.plugins.module_utils import _options
 from ansible_collections.prodready.deploy.plugins.module_utils import _process_io
@@ -198,20 +199,6 @@ def argument_spec():
         version_path=dict(type="str", default="version"),
         probe_timeout=dict(type="float", default=2),
     )
-
-
-def color_ports(colors):
-    """color -> port, refusing a color without a valid port (naming the option)."""
-    ports = {}
-    for name, spec in colors.items():
-        port = spec.get("port") if isinstance(spec, dict) else None
-        try:
-            ports[name] = int(port)
-        except (TypeError, ValueError):
-            raise ProdreadyError("colors: %s needs a port (a number), got %r" % (name, spec))
-        if not 0 < ports[name] < 65536:
-            raise ProdreadyError("colors: the port of %s must be 1 to 65535, got %s" % (name, ports[name]))
-    return ports
 
 
 def read_tail(path, size=AUDIT_TAIL_BYTES):
@@ -254,7 +241,7 @@ def run(module):
     problem = _options.negative_option(p, argument_spec())
     if problem:
         raise ProdreadyError(problem)
-    ports = color_ports(p["colors"])
+    ports = _deploy_plan.color_ports(p["colors"], _deploy_plan.RESTART) if p["colors"] else {}
     state = named("state_path", _state_io.read_state_file, p["state_path"], True)[0] \
         if os.path.exists(p["state_path"]) else {}
     lock = named("lock_path", _lock_io.read_lock, p["lock_path"]) if p["lock_path"] else None
