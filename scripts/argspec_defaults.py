@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Write each role's defaults (defaults/main.yml) into its argument spec as `default:`.
 
 `ansible-doc -t role` and the docsite show an option's default only from
@@ -93,7 +93,7 @@ def apply(role_dir):
     left = differences(role_dir)
     if left:
         raise SystemExit("%s: could not write the default of %s (an alias whose anchor has another default?)"
-                         % (path, ", ".join(n for _, n, _ in left)))
+                         % (path, ", ".join(entry[1] for entry in left)))
     return done
 
 
@@ -146,7 +146,7 @@ def _block_end(lines, at):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--check", action="store_true", help="only list the differences; exit 1 if any")
     parser.add_argument("roles", nargs="+", help="role directories (roles/<name>)")
     args = parser.parse_args(argv)

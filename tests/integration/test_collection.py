@@ -9,7 +9,8 @@ import pytest
 
 from helpers import ROOT, ansible_env
 
-MODULES = ["alembic_migrate", "color_process", "deploy_begin", "deploy_lock", "deploy_state", "feature_flag",
+MODULES = ["alembic_migrate", "color_process", "deploy_begin", "deploy_lock", "deploy_state", "deploy_status",
+           "feature_flag",
            "health_gate", "pg_backup", "preflight_check", "redis_cache_check", "release_build", "rollback_start",
            "router_switch"]
 

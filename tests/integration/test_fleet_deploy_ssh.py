@@ -289,7 +289,7 @@ def test_a_restore_rollback_over_ssh_restores_the_deploys_backup_once_on_the_bac
     assert purchase_orders(site) == kept
     # Restored once for the fleet, on the backup host from its own file (h2 has no copy):
     # one result, h1's, not delegated elsewhere (that would read "[h1 -> h2]").
-    restore_task = proc.output.split("TASK [prodready.deploy.rollback : Restore the pre-deploy backup")[1].split("TASK [")[0]
+    restore_task = proc.output.split("TASK [prodready.deploy.rollback : Restore the backup (rollback_backup")[1].split("TASK [")[0]
     assert [line for line in restore_task.splitlines() if line.startswith(("ok:", "changed:", "fatal:"))] == [
         "changed: [h1]"], restore_task
     assert fleet_.host_path("h1", backup).is_file() and not fleet_.host_path("h2", backup).exists()

@@ -74,7 +74,7 @@ def test_each_family_group_sets_its_own_modules_options(sandbox, server, tmp_pat
 
 
 def test_postgres_options_under_the_deploy_group_break_the_other_modules(sandbox, server, tmp_path):
-    postgres, _ = connections(sandbox)
+    postgres = connections(sandbox)[0]
     playbook = tmp_path / "play.yml"
     playbook.write_text(yaml.safe_dump(play(
         {"group/prodready.deploy.deploy": postgres},

@@ -29,9 +29,11 @@ def tarball_names(collection_tarball):
 
 @pytest.fixture(scope="session")
 def installed_collection(collection_tarball, tmp_path_factory):
-    """The tarball installed with ansible-galaxy into a fresh collections path; returns that path."""
+    """The tarball installed with ansible-galaxy into a fresh collections path; returns that path
+    (--force: where ANSIBLE_COLLECTIONS_PATH already holds the checkout, as under scripts/env.sh,
+    ansible-galaxy would otherwise install nothing)."""
     dest = tmp_path_factory.mktemp("collections")
-    proc = subprocess.run([str(VENV_BIN / "ansible-galaxy"), "collection", "install", "-p", str(dest),
+    proc = subprocess.run([str(VENV_BIN / "ansible-galaxy"), "collection", "install", "--force", "-p", str(dest),
                            str(collection_tarball)], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return dest

@@ -113,7 +113,7 @@ def test_the_image_build_introspection_installs_the_ee_requirements_not_the_dev_
     galaxy = yaml.safe_load((build_context / "_build" / "requirements.yml").read_text())
     tarball = build_context / "_build" / "collections" / Path(galaxy["collections"][0]["name"]).name
     collections = tmp_path / "usr-share-ansible-collections"
-    proc = subprocess.run([str(ROOT / ".venv" / "bin" / "ansible-galaxy"), "collection", "install", "-p", str(collections),
+    proc = subprocess.run([str(ROOT / ".venv" / "bin" / "ansible-galaxy"), "collection", "install", "--force", "-p", str(collections),
                            str(tarball)], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     pip_out, bindep_out = tmp_path / "requirements.txt", tmp_path / "bindep.txt"

@@ -99,7 +99,7 @@ def test_every_group_is_documented_with_its_options():
         assert sorted(re.findall(r"`(\w+)`", readme_row.split("|")[2])) == sorted(GROUPS[group])
         assert re.findall(r"`(\w+)`", readme_row.split("|")[3]) == options
         row = guide.split("* - ``group/prodready.deploy.%s``" % group)[1].split("* - ")[0].split("\n\n")[0]
-        _, modules, guide_options = row.split("\n     - ")
+        modules, guide_options = row.split("\n     - ")[1:]
         assert sorted(re.findall(r"<prodready\.deploy\.(\w+)#module>", modules)) == sorted(GROUPS[group])
         assert re.findall(r"``(\w+)``", guide_options) == options
 
