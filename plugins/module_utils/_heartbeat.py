@@ -7,7 +7,7 @@ modules run, so a run on another controller can tell a live holder from a dead o
 (_lockfile.is_silent).
 
 The roles name the lock and the run in the environment of every task under the lock
-(roles/app ``app_lock_environment``); every module of the collection wraps its work in
+(the RV ``environment`` of deploy_begin and rollback_start); every module of the collection wraps its work in
 Heartbeat(), which beats once at the start and then every few seconds from a daemon thread:
 a long migration or backup keeps its lock alive, a controller that died stops beating.
 Standard library only: it ships with every module.
@@ -25,6 +25,21 @@ import time
 LOCK_ENV = "PRODREADY_LOCK_FILE"
 RUN_ENV = "PRODREADY_LOCK_RUN_ID"
 EVERY_S = 10.0
+LAUNCHED_BY_ENV = "PRODREADY_LAUNCHED_BY"
+JOB_ID_ENV = "PRODREADY_JOB_ID"
+JOB_URL_ENV = "PRODREADY_JOB_URL"
+
+
+def environment(lock_path, run_id, launch=None):
+    """The environment the roles give every task under the lock (deploy_begin and
+    rollback_start return it, so the role templates it once per host, not once per task): the
+    lock and the run (the heartbeat), and who launched the run and its job (audit lines)."""
+    launch = launch or {}
+    job = launch.get("job") or {}
+    return {LOCK_ENV: lock_path or "", RUN_ENV: run_id or "",
+            LAUNCHED_BY_ENV: str(launch.get("launched_by") or ""),
+            JOB_ID_ENV: str(job.get("id") or "") if isinstance(job, dict) else "",
+            JOB_URL_ENV: str(job.get("url") or "") if isinstance(job, dict) else ""}
 
 
 def holder_run_id(path):

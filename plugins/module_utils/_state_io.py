@@ -79,7 +79,7 @@ def append_audit(path, line_bytes):
 
 def launch_context(environ=None):
     """Who launched the run and which AWX job it is, as the roles put them in the task's
-    environment (roles/app app_lock_environment): {launched_by, job: {id, url}}, the keys
+    environment (deploy_begin's and rollback_start's RV environment): {launched_by, job: {id, url}}, the keys
     present only when known."""
     environ = os.environ if environ is None else environ
     context = {}

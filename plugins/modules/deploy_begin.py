@@ -209,6 +209,12 @@ options:
         (C({blue: 10.0.0.11:8101, ...})). Defaults to the colors (haproxy) or
         C(<bind_host>:<port>) (nginx)."
     type: dict
+  launch:
+    description:
+      - Who launched the run (C(launched_by)) and its AWX job (C(job) with C(id), C(url)), as the
+        roles know them (roles/app C(app_launched_by), C(app_job)); returned in
+        RV(environment) for the tasks that follow.
+    type: dict
   audit_log:
     description:
       - Where the line of a reconciliation (state.json corrected from the router) is appended.
@@ -268,6 +274,13 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+environment:
+  description:
+    - The environment of the tasks under the lock (C(PRODREADY_LOCK_FILE), C(PRODREADY_LOCK_RUN_ID),
+      C(PRODREADY_LAUNCHED_BY), C(PRODREADY_JOB_ID), C(PRODREADY_JOB_URL)) - the roles set it once per
+      host from here, so every module beats the lock and every audit line names the launcher.
+  returned: always
+  type: dict
 locked:
   description: V(true) when this run holds the deploy lock after the call (never in check mode).
   returned: always
@@ -418,6 +431,7 @@ from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.prodready.deploy.plugins.module_utils._errors import ProdreadyError
 from ansible_collections.prodready.deploy.plugins.module_utils._heartbeat import Heartbeat
+from ansible_collections.prodready.deploy.plugins.module_utils import _heartbeat
 from ansible_collections.prodready.deploy.plugins.module_utils import _options
 from ansible_collections.prodready.deploy.plugins.module_utils import _deploy_plan as dp
 from ansible_collections.prodready.deploy.plugins.module_utils import _haproxy_runtime
@@ -463,6 +477,7 @@ def argument_spec():
         router_observed=dict(type="dict"),
         router_access=dict(type="dict"),
         router_names=dict(type="dict"),
+        launch=dict(type="dict"),
         audit_log=dict(type="path"),
     )
 
@@ -722,7 +737,8 @@ def run(module):
                   state_found=False, live_color=None, live_version=None, served_version=None, served_status=None,
                   probe_error=None, idle_color=None, idle_port=None, noop=False, created=[], modes_fixed=[], pruned=[],
                   observed=None, reconciled="", router_repair=None, router_repaired=False, router_repair_plan=None,
-                  revisions_before=None, plan="")
+                  revisions_before=None, plan="",
+                  environment=_heartbeat.environment(p["lock_path"], p["run_id"], p["launch"]))
     try:
         created, modes_fixed = ensure_directories(wanted, module.check_mode)
         result.update(changed=bool(created or modes_fixed), created=created, modes_fixed=modes_fixed)

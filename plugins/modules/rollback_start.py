@@ -173,6 +173,12 @@ options:
       - Seconds to wait for haproxy's health checks to mark the target color UP.
     type: float
     default: 10
+  launch:
+    description:
+      - Who launched the run (C(launched_by)) and its AWX job (C(job) with C(id), C(url)), as the
+        roles know them (roles/app C(app_launched_by), C(app_job)); returned in
+        RV(environment) for the tasks that follow.
+    type: dict
   audit_log:
     description:
       - The audit log the switch is recorded in (C(action=rollback), C(step=switch)), like
@@ -245,6 +251,13 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+environment:
+  description:
+    - The environment of the tasks under the lock (C(PRODREADY_LOCK_FILE), C(PRODREADY_LOCK_RUN_ID),
+      C(PRODREADY_LAUNCHED_BY), C(PRODREADY_JOB_ID), C(PRODREADY_JOB_URL)) - the roles set it once per
+      host from here, so every module beats the lock and every audit line names the launcher.
+  returned: always
+  type: dict
 run_id:
   description: This run's id (O(run_id), or the one drawn when it was empty).
   returned: always
@@ -358,6 +371,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.prodready.deploy.plugins.module_utils._errors import ProdreadyError
 from ansible_collections.prodready.deploy.plugins.module_utils._heartbeat import Heartbeat
+from ansible_collections.prodready.deploy.plugins.module_utils import _heartbeat
 from ansible_collections.prodready.deploy.plugins.module_utils import _options
 from ansible_collections.prodready.deploy.plugins.module_utils import _deploy_plan
 from ansible_collections.prodready.deploy.plugins.module_utils import _haproxy
@@ -397,6 +411,7 @@ def argument_spec():
         backend=dict(type="str", default="be_app"),
         server_prefix=dict(type="str", default=""),
         wait_timeout=dict(type="float", default=10),
+        launch=dict(type="dict"),
         audit_log=dict(type="path"),
         router_observed=dict(type="dict"),
         controller=dict(type="dict"),
@@ -603,7 +618,7 @@ def run(module):
     result = dict(changed=False, state_found=False, locked=False, holder=None, state={}, target="",
                   color="", noop=False, in_place=False, warm=False, probe_reason="", switched=False, switch=None,
                   audit_line=None, run_id=p["run_id"], started_at=started_at, reconciled="", router_repair=None,
-                  resumed=None)
+                  resumed=None, environment=_heartbeat.environment(p["lock_path"], p["run_id"], p["launch"]))
     if not os.path.exists(p["state_path"]):
         return result
     result["state_found"] = True
