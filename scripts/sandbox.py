@@ -54,8 +54,8 @@ BASE_PORTS = {
 # More app slots, each a haproxy frontend + backend with two colors, so that
 # integration tests of different roles (rollback, fleets, restart strategy...) and molecule
 # scenarios never share a backend: slot i listens on 28180+i, colors on 28209+2i/28210+2i.
-# (s1..s16)
-TEST_SLOTS = 16
+# (s1..s20)
+TEST_SLOTS = 20
 for _i in range(1, TEST_SLOTS + 1):
     BASE_PORTS[f"s{_i}_router"] = 28180 + _i
     BASE_PORTS[f"s{_i}_blue"] = 28209 + 2 * _i
