@@ -49,6 +49,13 @@ options:
     description:
       - Directory where the JSON and Markdown reports are written. Created (mode C(0700))
         when missing. A relative path is relative to the directory C(ansible-playbook) runs in.
+      - The file names are chosen when the run starts and the JSON report's path is put in the
+        controller's environment as C(PRODREADY_REPORT_FILE), so that the run summaries the roles
+        return with M(ansible.builtin.set_stats) (C(deploy_result), C(rollback_result),
+        C(flag_rollout_result), C(exec_result)) name the report written at the end of the run.
+      - Under AWX or C(ansible-runner), the default lands in the job's private data directory,
+        which is deleted when the job ends; give a persistent directory instead (a volume mounted
+        into the execution environment, for example C(/var/lib/prodready/reports)).
     type: path
     default: ./reports
     env:
@@ -121,6 +128,9 @@ OUTCOMES = ("live", "switched_back", "failed", "unreachable", "ok", "unchanged")
 OUTCOME_WORDS = {"live": "live", "switched_back": "switched back", "failed": "failed",
                  "unreachable": "unreachable", "ok": "ok", "unchanged": "unchanged"}
 GOOD_OUTCOMES = ("live", "ok", "unchanged")
+# The controller environment variable naming the JSON report of the run, set when it starts
+# (the roles' set_stats summaries read it: app_report_file).
+REPORT_FILE_ENV = "PRODREADY_REPORT_FILE"
 # deploy_state audit actions whose success means the host serves the version in its state.
 LIVE_ACTIONS = ("deploy", "rollback")
 
@@ -928,6 +938,7 @@ class CallbackModule(CallbackBase):
         self._started = _utcnow()
         self._extra_webhooks = None
         self._launch = launch_of({})
+        self._paths = None
 
     @staticmethod
     def _parts(result):
@@ -976,6 +987,24 @@ class CallbackModule(CallbackBase):
 
     def v2_playbook_on_start(self, playbook):
         self._playbooks.append(os.path.basename(to_text(playbook._file_name)))
+        if self._paths is None:
+            self._reserve_paths()
+
+    def _report_dir(self):
+        return os.path.abspath(os.path.expanduser(self.get_option("report_dir")))
+
+    def _reserve_paths(self):
+        """Name the report files now, and tell the play (REPORT_FILE_ENV in the controller's
+        environment, inherited by the workers that template its tasks): the run summaries the
+        roles return with set_stats name the report before it is written."""
+        report_dir = self._report_dir()
+        try:
+            if not os.path.isdir(report_dir):
+                os.makedirs(report_dir, 0o700)
+        except (IOError, OSError):
+            return  # said at the end, when writing fails
+        self._paths = report_paths(report_dir, self._started.strftime("%Y%m%dT%H%M%SZ"))
+        os.environ[REPORT_FILE_ENV] = self._paths[0]
 
     def v2_playbook_on_play_start(self, play):
         if self._extra_webhooks is None:
@@ -1033,11 +1062,13 @@ class CallbackModule(CallbackBase):
             "launched_by": self._launch["launched_by"],
             "job": self._launch["job"],
         }, host_events, host_stats, fleet_events)
-        report_dir = os.path.abspath(os.path.expanduser(self.get_option("report_dir")))
+        report_dir = self._report_dir()
         try:
             if not os.path.isdir(report_dir):
                 os.makedirs(report_dir, 0o700)
-            json_path, md_path = report_paths(report_dir, self._started.strftime("%Y%m%dT%H%M%SZ"))
+            # The names given to the play at the start, unless another run took them since.
+            json_path, md_path = self._paths if self._paths and not any(os.path.exists(path) for path in self._paths) \
+                else report_paths(report_dir, self._started.strftime("%Y%m%dT%H%M%SZ"))
             report["files"] = [json_path, md_path]
             write_private(json_path, json.dumps(report, indent=2, sort_keys=True, default=to_text) + "\n")
             write_private(md_path, render_markdown(report))

@@ -11,6 +11,12 @@ import yaml
 
 from ansible_collections.prodready.deploy.plugins.callback import deploy_report as dr
 
+
+@pytest.fixture(autouse=True)
+def _report_file_env(monkeypatch):
+    """The callback names its report in the process environment: never leak it to later tests."""
+    monkeypatch.delenv(dr.REPORT_FILE_ENV, raising=False)
+
 SECRET = "s3cr3t-never-in-a-report"
 
 
@@ -366,6 +372,16 @@ def test_callback_writes_json_and_markdown_0600_and_prints_the_summary(tmp_path)
     assert "  stopped: health_gate: down" in summary
     assert "report: %s" % (tmp_path / "reports" / reports[0]) in summary
     assert SECRET not in "\n".join(display.lines)
+
+
+def test_the_report_path_is_named_to_the_play_when_the_run_starts(tmp_path):
+    callback = dr.CallbackModule(display=FakeDisplay())
+    callback._plugin_options = {"report_dir": str(tmp_path / "reports")}
+    callback.v2_playbook_on_start(SimpleNamespace(_file_name="/x/playbooks/deploy.yml"))
+    named = os.environ[dr.REPORT_FILE_ENV]
+    assert os.path.dirname(named) == str(tmp_path / "reports") and not os.path.exists(named)
+    callback.v2_playbook_on_stats(FakeStats({"web1": {"ok": 1}}))
+    assert json.loads(open(named).read())["outcome"] == "ok"
 
 
 def test_callback_warns_when_the_report_dir_cannot_be_written(tmp_path):
