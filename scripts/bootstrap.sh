@@ -98,4 +98,28 @@ mkdir -p "$coll" "$ROOT/.ansible/tmp"
 if [ "$(readlink "$coll/deploy" 2>/dev/null)" != "$ROOT" ]; then
   ln -sfn "$ROOT" "$coll/deploy"
 fi
+# 4. awx.awx (playbooks/awx_register.yml, tests/unit/test_awx_objects.py): Galaxy is not
+#    reachable here, the ansible community package on PyPI ships the collection; only that
+#    collection is unpacked from its wheel, beside this checkout's.
+AWX_FROM="ansible==12.3.0"   # ships awx.awx 24.6.1
+awx_dir="$ROOT/.build/collections/ansible_collections/awx"
+if [ "$(cat "$awx_dir/awx/.installed-from" 2>/dev/null)" != "$AWX_FROM" ]; then
+  log "installing awx.awx from $AWX_FROM"
+  wheel_dir="$(mktemp -d)"
+  "$VENV/bin/python" -m pip download -q --no-deps -d "$wheel_dir" "$AWX_FROM" \
+    2> >(grep -v 'is ignored: it is neither a file nor a directory' >&2)
+  rm -rf "$awx_dir/awx.new" && mkdir -p "$awx_dir/awx.new"
+  "$VENV/bin/python" - "$wheel_dir"/ansible-*.whl "$awx_dir/awx.new" <<'PY'
+import pathlib, sys, zipfile
+prefix = "ansible_collections/awx/awx/"
+with zipfile.ZipFile(sys.argv[1]) as wheel:
+    for name in wheel.namelist():
+        if name.startswith(prefix) and not name.endswith("/"):
+            dest = pathlib.Path(sys.argv[2], name[len(prefix):])
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_bytes(wheel.read(name))
+PY
+  printf '%s\n' "$AWX_FROM" > "$awx_dir/awx.new/.installed-from"
+  rm -rf "$awx_dir/awx" "$wheel_dir" && mv "$awx_dir/awx.new" "$awx_dir/awx"
+fi
 log "ready: $VENV (ansible-core $("$VENV/bin/python" -c "import ansible.release as r; print(r.__version__)"))"
