@@ -114,6 +114,15 @@ def is_up(server):
     return status == "UP"
 
 
+def is_checked_up(server):
+    """True when haproxy's health checks hold the server UP, whatever its admin state: UP
+    (ready) or DRAIN (drained, checks still running); a server without health check when it
+    is running."""
+    if server.get("status", "") == "no check":
+        return server.get("operational_state") == "running"
+    return server.get("status", "") in ("UP", "DRAIN")
+
+
 def serving(states):
     """Names of the servers that take new traffic (ready and up), sorted."""
     return sorted(name for name, srv in states.items()
@@ -162,9 +171,12 @@ def plan_old(states, live, old_state):
             if name not in keep and states[name]["admin_state"] != old_state]
 
 
-def plan_maint(states):
-    """[(server, "maint")] for the servers of `states` not in maint yet."""
-    return [(name, "maint") for name in sorted(states) if states[name]["admin_state"] != "maint"]
+def plan_maint(states, keep_checked=()):
+    """[(server, "maint")] for the servers of `states` not in maint yet; the servers of
+    `keep_checked` go to (or stay in) drain instead."""
+    keep = set(keep_checked)
+    return [(name, "drain" if name in keep else "maint") for name in sorted(states)
+            if states[name]["admin_state"] != ("drain" if name in keep else "maint")]
 
 
 def plan_restore(restore_to, states=None):

@@ -160,12 +160,12 @@ def send(api, backend, plan, what):
                              "level admin?)" % (what, "; ".join(refused)))
 
 
-def wait_up(api, backend, servers, names, wait_timeout, started, monotonic, sleep):
-    """Poll until every server of `names` is UP: ({}, states) when they are, or
+def wait_up(api, backend, servers, names, wait_timeout, started, monotonic, sleep, is_up=_haproxy.is_up):
+    """Poll until every server of `names` is UP (`is_up`): ({}, states) when they are, or
     ({server: its state} for those not UP after `wait_timeout` s, states) and the seconds waited."""
     while True:
         current = scoped(api, backend, servers)
-        not_up = dict((name, current[name]) for name in names if not _haproxy.is_up(current[name]))
+        not_up = dict((name, current[name]) for name in names if not is_up(current[name]))
         waited = monotonic() - started
         if not not_up or waited >= wait_timeout:
             return not_up, current, waited
@@ -297,25 +297,60 @@ def fail_back(api, backend, servers, restore_to):
         return text + "; the servers' states could not be read back: %s" % exc, {}
 
 
-def maint(api, backend, servers=None, check_mode=False, monotonic=time.monotonic, clock=time.time):
+def maint(api, backend, servers=None, check_mode=False, up=None, wait_timeout=10.0,
+          monotonic=time.monotonic, sleep=time.sleep, clock=time.time):
     """Put the servers named in `servers` (None: every server of `backend`) and their runtime
     backup servers in maint in one batch: haproxy answers 503 from then on. Returns the
     router_switch result dict; `at` is when the batch was applied, `previous_live` the
-    servers that served before (a list), `live` [] and `backup_server` []."""
+    servers that served before (a list), `live` [] and `backup_server` [].
+
+    `up` (a name or a list of names): the server(s) that take the traffic after the
+    maintenance. Before traffic stops they must be UP by haproxy's own health checks (one in
+    maint is first set to drain, so that haproxy checks it while no new request reaches it),
+    waited for up to `wait_timeout` s; then they stay in drain while every other server goes
+    to maint. haproxy keeps checking a drained server, so made ready it serves at once and
+    the maintenance window holds no health check (a server leaving maint is shown UP before
+    any check, even when nothing listens: only its first check tells). When one is not UP in
+    time, the drained ones are put back to maint, nothing else changes (traffic is not
+    stopped) and ProdreadyError names each server not UP with its check."""
     everything = api.states(backend)
-    _haproxy.check_scope(everything, backend, servers, None)
+    names = _haproxy.live_names(up) if up is not None else []
+    _haproxy.check_scope(everything, backend, servers, names or None)
     before, backups = _haproxy.in_scope(everything, servers)
     targets = dict(before, **backups)
-    plan = _haproxy.plan_maint(targets)
-    result = dict(changed=bool(plan), live=[], previous_live=_haproxy.serving(before),
+    result = dict(changed=False, live=[], previous_live=_haproxy.serving(before),
                   servers_state=targets, switch_ms=0.0, reloaded=False, backup_server=[],
-                  at=_haproxy.iso_utc(clock()))
-    if check_mode or not plan:
+                  at=_haproxy.iso_utc(clock()), checked_up=names, waited_up_s=0.0)
+    if check_mode:
+        return dict(result, changed=bool(_haproxy.plan_maint(targets, keep_checked=names)))
+    if names:
+        started = monotonic()
+        checked = [(name, "drain") for name in names if before[name]["admin_state"] == "maint"]
+        if checked:
+            send(api, backend, checked, "let haproxy check %s" % ", ".join(name for name, _s in checked))
+        not_up, current, waited = wait_up(api, backend, servers, names, wait_timeout, started,
+                                          monotonic, sleep, is_up=_haproxy.is_checked_up)
+        result["waited_up_s"] = round(waited, 3)
+        if not_up:
+            restore_to = dict((name, "maint") for name, _s in checked)
+            text, states = fail_back(api, backend, servers, restore_to) if checked else ("", current)
+            raise ProdreadyError(
+                "haproxy: traffic was not stopped: %s, which must take the traffic after the "
+                "maintenance, %s not UP within %.1f s: %s%s"
+                % (", ".join("%s/%s" % (backend, name) for name in sorted(not_up)),
+                   "is" if len(not_up) == 1 else "are", waited,
+                   "; ".join("%s %s" % (name, _haproxy.check_summary(srv))
+                             for name, srv in sorted(not_up.items())), text),
+                **dict(result, servers_state=states))
+        before, backups = _haproxy.in_scope(current, servers)
+        targets = dict(before, **backups)
+    plan = _haproxy.plan_maint(targets, keep_checked=names)
+    if not plan:
         return result
     started = monotonic()
     refused = api.set_states(backend, plan)
-    result.update(switch_ms=round((monotonic() - started) * 1000.0, 1), at=_haproxy.iso_utc(clock()),
-                  servers_state=scoped(api, backend, servers))
+    result.update(changed=True, switch_ms=round((monotonic() - started) * 1000.0, 1),
+                  at=_haproxy.iso_utc(clock()), servers_state=scoped(api, backend, servers))
     if refused:
         raise ProdreadyError("haproxy refused to put servers in maint, they still take traffic: %s"
                              % "; ".join(refused), **result)

@@ -51,7 +51,17 @@ options:
       - "V(maint) (haproxy): every server taking part (the keys of O(servers), or every server
         of the backend without it) and their runtime backup servers go to C(maint) in one
         batch; haproxy answers 503 for the backend from then on. RV(at) says when. Used to stop
-        writes before a database restore."
+        writes before a database restore. With O(live), the server(s) that take the traffic
+        after the maintenance must first be UP by haproxy's own health checks (one in
+        C(maint) is set to C(drain) so that haproxy checks it), waited for up to
+        O(wait_timeout); they then stay in C(drain) while every other server goes to C(maint).
+        No new request reaches a drained server (requests pinned to it by cookie or
+        stick-table persistence still do), and haproxy keeps checking it, so made ready it
+        serves at once: the 503 window does not wait for a health check (a server leaving
+        C(maint) is shown UP before its first check, even when nothing listens, so the switch
+        would have to wait for that check). When one is not UP in time, traffic is not
+        stopped (the drained servers go back to C(maint)) and the module fails naming each
+        one with its check."
       - "V(ready) (haproxy): the server(s) O(live) go back to C(ready) in one batch, every other
         server is left as it is; the module waits up to O(wait_timeout) for them to be UP and
         fails naming those that are not (they stay ready)."
@@ -70,8 +80,9 @@ options:
   live:
     description:
       - The server that must take the traffic (haproxy server name, key of O(servers)), for
-        example V(blue) or V(green); required with O(state=live) and O(state=ready), not used
-        with O(state=maint).
+        example V(blue) or V(green); required with O(state=live) and O(state=ready); with
+        O(state=maint) (optional) the server(s) that take the traffic after the maintenance,
+        checked UP before traffic stops (see O(state)).
       - "With O(router=haproxy), a list of server names switches them together (a fleet-atomic
         switch), for example V([h1-green, h2-green, h3-green]): all are made ready, all must be
         UP within one O(wait_timeout), then the others are drained in one batch. The shape of
@@ -311,6 +322,20 @@ switch_ms:
   returned: always
   type: float
   sample: 612.4
+checked_up:
+  description:
+    - With O(state=maint) and O(live), the server(s) checked UP before traffic stopped (left
+      in C(drain)).
+  returned: with O(state=maint)
+  type: list
+  elements: str
+  sample: [green]
+waited_up_s:
+  description:
+    - With O(state=maint) and O(live), seconds waited for them to be UP.
+  returned: with O(state=maint)
+  type: float
+  sample: 0.0
 at:
   description:
     - "UTC time, C(%Y-%m-%dT%H:%M:%S.%fZ), at which the router's change was applied (the last
@@ -434,7 +459,7 @@ def validate(params):
     haproxy = params["router"] == "haproxy"
     if not haproxy and params["state"] not in ("live", "observed"):
         raise ProdreadyError("state: %s needs router=haproxy (nginx only switches)" % params["state"])
-    if params["state"] in ("maint", "observed") and params["live"] is not None:
+    if params["state"] == "observed" and params["live"] is not None:
         raise ProdreadyError("live: not used with state=%s; got %r" % (params["state"], params["live"]))
     servers = params["servers"]
     if servers is not None:
@@ -483,7 +508,8 @@ def run_haproxy(module, api=None, monotonic=time.monotonic, sleep=time.sleep, cl
         return _haproxy_runtime.observe(api, params["backend"], servers, clock=clock)
     if params["state"] == "maint":
         return _haproxy_runtime.maint(api, params["backend"], servers, check_mode=module.check_mode,
-                                      monotonic=monotonic, clock=clock)
+                                      up=params["live"], wait_timeout=params["wait_timeout"],
+                                      monotonic=monotonic, sleep=sleep, clock=clock)
     if params["state"] == "ready":
         return _haproxy_runtime.ready(api, params["backend"], params["live"], servers,
                                       wait_timeout=params["wait_timeout"],

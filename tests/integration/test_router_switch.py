@@ -150,17 +150,19 @@ def colors(tmp_path):
     """Starts color servers; yields start(healths) -> {color: port}; kills them at the end."""
     procs = []
 
-    def start(healths):
-        ports = free_ports(len(healths))
+    def start(healths, ports=None):
+        ports = ports or free_ports(len(healths))
         out = {}
         for (color, health), port in zip(sorted(healths.items()), ports):
             procs.append(subprocess.Popen([sys.executable, "-c", COLOR_SERVER, color, str(port),
                                            str(health)]))
+            start.procs[color] = procs[-1]
             out[color] = port
         for color, port in out.items():
             wait_port(port, color)
         return out
 
+    start.procs = {}  # {color: its latest process}
     yield start
     for proc in procs:
         proc.kill()
@@ -502,6 +504,42 @@ def test_maint_then_ready_in_one_batch_each(haproxy):
     assert read_back(router)[0] == {"h1-blue": "ready", "h1-green": "maint", "h2-blue": "ready",
                                     "h2-green": "maint"}
     assert set(body for _code, body in answers(router["port"], 8)) == {"h1-blue", "h2-blue"}
+
+
+def test_maint_with_live_checks_the_next_server_up_first_so_ready_needs_no_check(haproxy, colors):
+    """A restore's traffic stop names the server that serves after it: haproxy must hold it UP
+    before traffic stops (else nothing stops); drained meanwhile, it is UP the moment it is made
+    ready (wait_timeout 0: a single look), so the 503 window holds no health check. Here, as a
+    restore's cold target, it was last checked DOWN and started while in maint. (Out of plain
+    maint, haproxy shows a server UP 1/3 before its first check, even a dead one: the switch
+    must wait for that check.)"""
+    router = haproxy({"h1-blue": 200, "h1-green": 200, "h2-blue": 200, "h2-green": 503}, live=("h1-blue",))
+    base = dict(router="haproxy", admin_address=router["admin_address"])
+    bad = run_module("router_switch", dict(base, state="maint", live="h2-green", wait_timeout=1))
+    assert bad.get("failed") and bad["msg"].startswith(
+        "haproxy: traffic was not stopped: be_app/h2-green, which must take the traffic after the maintenance, "
+        "is not UP within "), bad["msg"]
+    assert "check L7STS code 503" in bad["msg"]
+    assert read_back(router)[0] == {"h1-blue": "ready", "h1-green": "maint", "h2-blue": "maint", "h2-green": "maint"}
+    assert set(answers(router["port"], 4)) == {(200, "h1-blue")}
+
+    # h1-green stopped, checked DOWN, put in maint, then started again (a cold target)
+    api = _haproxy_runtime.RuntimeApi(router["admin_socket"])
+    colors.procs["h1-green"].kill()
+    colors.procs["h1-green"].wait()
+    api.set_state("be_app", "h1-green", "drain")
+    assert wait_status(router, "h1-green", "DOWN")
+    api.set_state("be_app", "h1-green", "maint")
+    colors({"h1-green": 200}, ports=[router["ports"]["h1-green"]])
+
+    off = run_module("router_switch", dict(base, state="maint", live="h1-green"))
+    assert not off.get("failed"), off["_stdout"]
+    assert off["checked_up"] == ["h1-green"] and off["previous_live"] == ["h1-blue"]
+    assert read_back(router)[0] == {"h1-blue": "maint", "h1-green": "drain", "h2-blue": "maint", "h2-green": "maint"}
+    assert set(code for code, _body in answers(router["port"], 4)) == {503}
+    on = run_module("router_switch", dict(base, state="ready", live="h1-green", wait_timeout=0))
+    assert not on.get("failed"), on.get("msg")
+    assert set(answers(router["port"], 4)) == {(200, "h1-green")}
 
 
 def test_rollback_start_switches_its_colors_over_the_admin_address(haproxy, tmp_path):

@@ -136,7 +136,10 @@ def test_documented_options_match_argument_spec():
 def test_every_returned_key_is_documented():
     documented = set(yaml.safe_load(router_switch.RETURN))
     result = run(FakeApi({"blue": "ready", "green": "maint"}, {"blue": True, "green": True}))
-    assert set(result) - COMMON_RESULT_KEYS == documented - {"diff", "upstream_address", "observed"}
+    maint_only = {"checked_up", "waited_up_s"}
+    assert set(result) - COMMON_RESULT_KEYS == documented - {"diff", "upstream_address", "observed"} - maint_only
+    maint = run(FakeApi({"blue": "ready", "green": "maint"}, {"blue": True, "green": True}), state="maint", live=None)
+    assert maint_only <= set(maint) and set(maint) - COMMON_RESULT_KEYS <= documented
 
 
 def test_observed_reads_what_serves_and_sends_nothing():
@@ -297,7 +300,7 @@ def test_unknown_server():
      "live: a list of servers needs router=haproxy"),
     (dict(router="nginx", state="maint", live=None, servers={"blue": "a:1"}, upstream_include="/x"),
      "state: maint needs router=haproxy"),
-    (dict(state="maint"), "live: not used with state=maint"),
+    (dict(state="observed"), "live: not used with state=observed"),
     (dict(admin_socket=None, admin_address="unix@/run/x.sock"),
      "admin_address: 'unix@/run/x.sock' has an address prefix"),
     (dict(admin_socket=None, admin_address="lb1"), "admin_address: 'lb1' is not host:port"),
@@ -504,3 +507,32 @@ def test_nginx_check_mode_and_idempotence(tmp_path):
     module.params["live"] = "blue"
     same = router_switch.run_nginx(module)
     assert same["changed"] is False and same["previous_live"] == "blue"
+
+
+def test_maint_with_live_checks_the_next_server_up_before_traffic_stops():
+    """A restore's target in maint is drained (haproxy checks it, no new request reaches it)
+    until it is UP, then every other server goes to maint: made ready it serves at once."""
+    api = FakeApi({"blue": "ready", "green": "maint"}, {"blue": True, "green": True}, ups_after=0)
+    result = run(api, state="maint", live="green")
+    assert api.batches == [[("green", "drain")], [("blue", "maint")]]
+    assert api.admin == {"blue": "maint", "green": "drain"}
+    assert result["checked_up"] == ["green"] and result["changed"] and result["previous_live"] == ["blue"]
+    # already checked (drained and UP): the one batch; the live server itself drains
+    api = FakeApi({"blue": "ready", "green": "drain"}, {"blue": True, "green": True}, ups_after=0)
+    run(api, state="maint", live="green")
+    assert api.batches == [[("blue", "maint")]]
+    api = FakeApi({"blue": "ready", "green": "drain"}, {"blue": True, "green": True}, ups_after=0)
+    run(api, state="maint", live="blue")
+    assert api.batches == [[("blue", "drain"), ("green", "maint")]]
+
+
+def test_maint_with_live_not_up_stops_no_traffic_and_names_the_check():
+    api = FakeApi({"blue": "ready", "green": "maint"}, {"blue": True, "green": False}, ups_after=0)
+    with pytest.raises(ProdreadyError) as err:
+        run(api, state="maint", live="green", wait_timeout=0.05)
+    text = str(err.value)
+    assert text.startswith("haproxy: traffic was not stopped: be_app/green, which must take the traffic "
+                           "after the maintenance, is not UP within ")
+    assert "green status DOWN, check L4CON (Connection refused)" in text
+    assert api.batches == [[("green", "drain")], [("green", "maint")]]
+    assert api.admin == {"blue": "ready", "green": "maint"}
