@@ -42,6 +42,8 @@ options:
       - Connection URL, for example V(redis://user:secret@cache.example:6379/2) or
         V(rediss://...) for TLS, or V(unix:///run/redis.sock?db=1).
       - It may embed a password, so it is treated as a secret and redacted in messages.
+      - Read from the E(PRODREADY_REDIS_URL) environment variable when not set (and that
+        variable is not empty). Not E(REDIS_URL), which applications read for themselves.
       - Mutually exclusive with O(login_host) and O(login_port).
     type: str
   tls:

@@ -12,6 +12,10 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import os
+
+from ansible.module_utils.basic import AnsibleFallbackNotFound
+
 COLLECTION_NAME = "prodready.deploy"
 # Collections remove deprecated things in a major release only.
 ALIASES_REMOVED_IN = "2.0.0"
@@ -47,3 +51,15 @@ def negative_option(params, spec, prefix=""):
                     if problem:
                         return problem
     return ""
+
+
+def env_fallback_set(*names):
+    """The first of the environment variables `names` that is set and not empty (an
+    argument_spec ``fallback`` strategy, like Ansible's ``env_fallback``). An empty variable
+    counts as unset, so an option that is exclusive of others (a Redis ``url`` with
+    ``login_host``) or one of a required pair (``database_url`` or ``db``) is not made
+    present by an empty value, such as one a credential with that field left blank injects."""
+    for name in names:
+        if os.environ.get(name):
+            return os.environ[name]
+    raise AnsibleFallbackNotFound

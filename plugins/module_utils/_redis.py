@@ -25,6 +25,7 @@ import traceback
 from ansible.module_utils.basic import env_fallback, missing_required_lib
 
 from ansible_collections.prodready.deploy.plugins.module_utils._errors import ProdreadyError
+from ansible_collections.prodready.deploy.plugins.module_utils._options import env_fallback_set
 
 REDIS_IMPORT_ERROR = None
 try:
@@ -45,7 +46,8 @@ def redis_connection_argument_spec():
     """Return the argument_spec entries of the shared Redis connection options.
 
     Matches ``plugins/doc_fragments/redis.py``. ``login_password`` falls back to the
-    ``REDIS_PASSWORD`` environment variable; ``login_password`` and ``url`` are no_log.
+    ``REDIS_PASSWORD`` environment variable and ``url`` to ``PRODREADY_REDIS_URL`` (not
+    ``REDIS_URL``, which apps read for themselves); both are no_log.
     """
     return dict(
         login_host=dict(type="str"),
@@ -53,7 +55,7 @@ def redis_connection_argument_spec():
         login_user=dict(type="str"),
         login_password=dict(type="str", no_log=True, fallback=(env_fallback, ["REDIS_PASSWORD"])),
         db=dict(type="int"),
-        url=dict(type="str", no_log=True),
+        url=dict(type="str", no_log=True, fallback=(env_fallback_set, ["PRODREADY_REDIS_URL"])),
         tls=dict(type="bool", default=False),
         validate_certs=dict(type="bool", default=True),
         ca_cert=dict(type="path"),

@@ -70,6 +70,9 @@ options:
         O(url_env_var)) and set as C(sqlalchemy.url) on the Config; never on a command line.
       - Default - built from the connection options (O(db), O(login_host)...) as a
         C(postgresql+psycopg2) URL. One of O(database_url) and O(db) is required.
+      - Read from the E(PRODREADY_DATABASE_URL) environment variable when not set (and that
+        variable is not empty). Not E(DATABASE_URL), which applications read for themselves
+        and which would otherwise win over an explicit O(db).
     type: str
   url_env_var:
     description:
@@ -416,7 +419,7 @@ def argument_spec():
         config=dict(type="path"),
         script_location=dict(type="str"),
         python=dict(type="path"),
-        database_url=dict(type="str", no_log=True),
+        database_url=dict(type="str", no_log=True, fallback=(_options.env_fallback_set, ["PRODREADY_DATABASE_URL"])),
         url_env_var=dict(type="str", default="DATABASE_URL"),
         revision=dict(type="str", default="head"),
         allow_downgrade=dict(type="bool", default=False),
