@@ -14,7 +14,9 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import datetime
+import fnmatch
 import hashlib
+import os
 import re
 
 from ansible_collections.prodready.deploy.plugins.module_utils._errors import ProdreadyError
@@ -252,11 +254,24 @@ def resolve_src(manifests, src, db=None):
     return None
 
 
-def select_prune(manifests, keep=None, keep_days=None, now_epoch=None):
+def is_protected(manifest, protect):
+    """True when a pattern of `protect` names the backup: a glob over its label
+    (``pre-*``) or its path (a pattern with a ``/``)."""
+    for pattern in protect or ():
+        if os.path.sep in pattern:
+            if fnmatch.fnmatchcase(manifest.get("path") or "", pattern):
+                return True
+        elif manifest.get("label") and fnmatch.fnmatchcase(manifest["label"], pattern):
+            return True
+    return False
+
+
+def select_prune(manifests, keep=None, keep_days=None, now_epoch=None, protect=()):
     """Split manifests into (kept, pruned), both newest first.
 
     A backup is kept when it is one of the `keep` newest, or younger than `keep_days`
     days (a union, as restic's keep rules), and the newest verified backup is always kept.
+    A backup `protect` names (``is_protected``) is always kept and not counted by `keep`.
     With neither `keep` nor `keep_days`, nothing is pruned.
     """
     ordered = newest_first(manifests)
@@ -268,7 +283,12 @@ def select_prune(manifests, keep=None, keep_days=None, now_epoch=None):
         raise ProdreadyError("keep_days: must be >= 0, got %s" % keep_days)
     newest_verified = next((m for m in ordered if m.get("verified")), None)
     kept, pruned = [], []
-    for index, m in enumerate(ordered):
+    index = -1
+    for m in ordered:
+        if is_protected(m, protect):
+            kept.append(m)
+            continue
+        index += 1
         by_count = keep is not None and index < keep
         by_age = keep_days is not None and now_epoch is not None and \
             (now_epoch - m["finished_epoch"]) < keep_days * 86400.0

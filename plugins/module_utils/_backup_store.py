@@ -278,7 +278,7 @@ def prune_backups(module, executed):
     p = module.params
     started = time.time()
     backups = listing(module)
-    kept, pruned = bf.select_prune(backups, p.get("keep"), p.get("keep_days"), time.time())
+    kept, pruned = bf.select_prune(backups, p.get("keep"), p.get("keep_days"), time.time(), p.get("protect") or ())
     if not module.check_mode:
         for m in pruned:
             try:

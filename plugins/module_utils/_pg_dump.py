@@ -90,7 +90,8 @@ def backup(module, runner):
             if p["row_count_tables"]:
                 # Count in the very snapshot pg_dump dumps, so counts match the backup.
                 snapshot = client.export_snapshot(conn)
-                counts = client.count_rows(conn, p["row_count_tables"])
+                tables = client.user_tables(conn) if p["row_count_tables"] == ["*"] else p["row_count_tables"]
+                counts = client.count_rows(conn, tables)
 
             tmp = os.path.join(dest_dir, bf.temp_name(name, "%d" % os.getpid()))
             try:

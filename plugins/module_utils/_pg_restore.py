@@ -16,6 +16,8 @@ __metaclass__ = type
 
 import time
 
+from ansible.module_utils.common.text.converters import to_native
+
 from ansible_collections.prodready.deploy.plugins.module_utils._errors import ProdreadyError
 from ansible_collections.prodready.deploy.plugins.module_utils import _backup_files as bf
 from ansible_collections.prodready.deploy.plugins.module_utils import _backup_store as store
@@ -72,6 +74,9 @@ def restore(module, runner):
         try:
             exists = client.database_exists(conn, target)
             created = False
+            if exists and p["drop_target"]:
+                raise ProdreadyError("drop_target: database %s exists; drop_target drops only a database "
+                                     "this restore creates (choose a new target_db)" % target)
             if not exists:
                 if not p["create_target"]:
                     raise ProdreadyError("target_db: database %s does not exist; set "
@@ -88,10 +93,25 @@ def restore(module, runner):
             return dict(changed=True, path=path, target_db=target, created_target=created,
                         manifest=bf.strip_path(manifest) if manifest else None, sha256=digest,
                         size_bytes=size, verified=True, row_counts={}, row_counts_match=None,
-                        duration_s=round(time.time() - started, 3),
+                        dropped_target=p["drop_target"], duration_s=round(time.time() - started, 3),
                         executed_commands=runner.executed)
-        client.run_restore(runner, argv, path, fmt, is_gzip, client_env, target)
+        try:
+            client.run_restore(runner, argv, path, fmt, is_gzip, client_env, target)
+            counts, match = count_restored(p, manifest, target)
+        finally:
+            if p["drop_target"]:
+                drop_created(p, target)
 
+    return dict(changed=True, path=path, target_db=target, created_target=created,
+                manifest=bf.strip_path(manifest) if manifest else None, sha256=digest,
+                size_bytes=size, verified=True, row_counts=counts, row_counts_match=match,
+                dropped_target=p["drop_target"], duration_s=round(time.time() - started, 3),
+                executed_commands=runner.executed)
+
+
+def count_restored(p, manifest, target):
+    """(row counts in `target` of the tables the manifest counted, else of row_count_tables;
+    whether they equal the manifest's, None without recorded counts)."""
     tables = list((manifest or {}).get("row_counts", {}).keys()) or p["row_count_tables"]
     counts, match = {}, None
     if tables:
@@ -99,7 +119,21 @@ def restore(module, runner):
         expected = (manifest or {}).get("row_counts") or {}
         if expected:
             match = all(counts.get(k) == v for k, v in expected.items())
-    return dict(changed=True, path=path, target_db=target, created_target=created,
-                manifest=bf.strip_path(manifest) if manifest else None, sha256=digest,
-                size_bytes=size, verified=True, row_counts=counts, row_counts_match=match,
-                duration_s=round(time.time() - started, 3), executed_commands=runner.executed)
+    return counts, match
+
+
+def drop_created(p, target):
+    """Drop the database this restore created (O(drop_target)), after it was counted or
+    when the restore failed; its sessions are ours only."""
+    from psycopg2 import sql
+    conn = client.maintenance_connection(p, target)
+    try:
+        cur = conn.cursor()
+        try:
+            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(target)))
+        except Exception as exc:
+            raise ProdreadyError("drop_target: cannot drop %s: %s" % (target, to_native(exc).strip()))
+        finally:
+            cur.close()
+    finally:
+        conn.close()

@@ -129,6 +129,8 @@ options:
     description:
       - Tables whose row counts are recorded in the manifest, counted in the same snapshot
         that pg_dump dumps, and counted again after a restore.
+      - V([*]) counts every table of the database (C(table) in schema public, else
+        C(schema.table)), for a restore drill that compares them all.
     type: list
     elements: str
     default: []
@@ -147,6 +149,13 @@ options:
     description:
       - Create O(target_db) (from C(template0)) when it does not exist. Without it, a
         missing target database is an error.
+    type: bool
+    default: false
+  drop_target:
+    description:
+      - Restore - drop O(target_db) once its rows are counted (or when the restore fails), so a
+        restore drill leaves nothing behind. Only with O(create_target) and a
+        O(target_db) that does not exist yet, so it never drops a database it did not create.
     type: bool
     default: false
   single_transaction:
@@ -205,6 +214,13 @@ options:
       - Prune - keep backups younger than O(keep_days) days. With O(keep), a backup matching
         either rule is kept. The newest verified backup is always kept.
     type: float
+  protect:
+    description:
+      - Prune - backups never deleted and not counted by O(keep) - a glob over the label
+        (C(pre-*), the deploys' backups) or, with a C(/), over the backup's path.
+    type: list
+    elements: str
+    default: []
   bin_dir:
     description:
       - Directory of C(pg_dump), C(pg_restore) and C(psql). Default - C(/usr/lib/postgresql/15/bin)
@@ -287,6 +303,18 @@ EXAMPLES = r"""
   # restored.swap_window_s: seconds the database was unavailable
   # restored.replaced_db: the old database, kept as app_replaced_<stamp>
 
+- name: Restore drill - the newest backup into a scratch database, counted and dropped
+  prodready.deploy.pg_backup:
+    mode: restore
+    db: app
+    dest_dir: /var/backups/app
+    src: latest
+    target_db: app_drill_20261102
+    create_target: true
+    drop_target: true
+  register: drill
+  # drill.row_counts_match: the restored rows equal the manifest's
+
 - name: Verify the newest backup
   prodready.deploy.pg_backup:
     mode: verify
@@ -306,6 +334,7 @@ EXAMPLES = r"""
     db: bot_production
     dest_dir: /backups
     keep_days: 7
+    protect: [pre-*]
 """
 
 RETURN = r"""
@@ -375,6 +404,11 @@ row_counts_match:
   returned: mode restore
   type: bool
   sample: true
+dropped_target:
+  description: With O(drop_target), V(true) - the restored database was dropped after its rows were counted.
+  returned: mode restore without O(swap)
+  type: bool
+  sample: false
 target_db:
   description: Database restored into.
   returned: mode restore
@@ -527,6 +561,7 @@ def argument_spec():
         src=dict(type="str"),
         target_db=dict(type="str"),
         create_target=dict(type="bool", default=False),
+        drop_target=dict(type="bool", default=False),
         single_transaction=dict(type="bool", default=False),
         swap=dict(type="bool", default=False),
         schema_dump=dict(type="bool", default=False),
@@ -534,6 +569,7 @@ def argument_spec():
         restored_db=dict(type="str"),
         keep=dict(type="int", no_log=False),
         keep_days=dict(type="float", no_log=False),
+        protect=dict(type="list", elements="str", default=[]),
         bin_dir=dict(type="path"),
     )
     return spec
@@ -572,6 +608,9 @@ def validate(params):
         if params["clean"]:
             raise ProdreadyError("clean: not used with swap (the backup is restored into a fresh "
                                  "database); remove clean")
+        if params["drop_target"]:
+            raise ProdreadyError("drop_target: not used with swap (swap keeps what it restores); "
+                                 "restore without swap into a new target_db")
         if params["create_target"]:
             raise ProdreadyError("create_target: not used with swap (swap replaces an existing "
                                  "database); restore without swap to create %s" % target)
@@ -582,6 +621,8 @@ def validate(params):
         raise ProdreadyError("%s: needs swap: true" % ("swap_later" if params["swap_later"] else "restored_db"))
     elif mode == "restore" and not (params.get("target_db") or params.get("db")):
         raise ProdreadyError("target_db: set target_db or db for mode restore")
+    elif mode == "restore" and params["drop_target"] and not params["create_target"]:
+        raise ProdreadyError("drop_target: needs create_target: true (it drops only a database the restore creates)")
     elif mode == "prune" and params.get("keep") is None and params.get("keep_days") is None:
         raise ProdreadyError("keep: set keep and/or keep_days for mode prune")
 

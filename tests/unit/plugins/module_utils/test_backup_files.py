@@ -180,6 +180,29 @@ def test_select_prune(backups, keep, keep_days, pruned):
     assert [m["name"] for m in kept] == [m["name"] for m in bf.newest_first(kept)]
 
 
+def labelled(*labels):
+    """Backups b0 (newest) .. bN a day apart, with these labels (None = unlabelled)."""
+    out = ages(*range(len(labels)))
+    for m, label in zip(out, labels):
+        m["label"] = label
+        m["path"] = "/backups/%s.dump" % m["name"]
+    return out
+
+
+@pytest.mark.parametrize("backups,keep,protect,pruned", [
+    # protected backups are kept and not counted: the 2 newest unprotected are kept
+    (labelled("daily-3", "pre-1.1.0-r2", "daily-2", "daily-1", "pre-1.0.0-r1"), 2, ["pre-*"], ["b3"]),
+    (labelled("daily-3", "pre-1.1.0-r2", "daily-2", "daily-1"), 1, [], ["b1", "b2", "b3"]),
+    (labelled("daily-2", "daily-1", None), 0, ["/backups/b2.dump"], ["b1"]),   # by path; b0 newest verified
+    (labelled("daily-2", "daily-1", None), 1, ["/other/*"], ["b1", "b2"]),
+    (labelled("daily-2", None), 0, ["*"], ["b1"]),                              # a glob never matches no label
+])
+def test_select_prune_protect(backups, keep, protect, pruned):
+    kept, gone = bf.select_prune(backups, keep, None, NOW, protect)
+    assert [m["name"] for m in gone] == pruned
+    assert len(kept) + len(gone) == len(backups)
+
+
 @pytest.mark.parametrize("keep,keep_days,option", [(-1, None, "keep"), (None, -1, "keep_days")])
 def test_select_prune_rejects_negative(keep, keep_days, option):
     with pytest.raises(ProdreadyError, match="^%s:" % option):
