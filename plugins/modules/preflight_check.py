@@ -431,13 +431,30 @@ table:
     cpu_count            OK      4 (minimum 2)
     env JWT_SECRET_KEY   FAIL    still a placeholder (<CHANGE_IN_PRODUCTION>)
     2 checks: 1 ok, 0 warn, 1 fail, 0 skip
+python:
+  description:
+    - The interpreter the module ran with and the versions of the libraries the modules import
+      (null where one does not import), each from where it was imported. Shows which Python a
+      managed host runs the modules with (for example the venv of the host_prep role).
+  returned: always
+  type: dict
+  sample:
+    executable: /opt/prodready/venv/bin/python
+    version: 3.11.2
+    libraries:
+      psycopg2: {version: 2.9.10, path: /opt/prodready/venv/lib/python3.11/site-packages/psycopg2/__init__.py}
+      redis: {version: 5.0.8, path: /opt/prodready/venv/lib/python3.11/site-packages/redis/__init__.py}
+      cryptography: {version: 43.0.1, path: /opt/prodready/venv/lib/python3.11/site-packages/cryptography/__init__.py}
 """
 
 import datetime
+import importlib
 import os
+import platform
 import pwd
 import socket
 import ssl
+import sys
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -758,6 +775,21 @@ def port_checks(params):
     return checks
 
 
+def python_info():
+    """The interpreter running the module and the libraries the modules import: version and
+    path of each (None when it does not import)."""
+    libraries = {}
+    for name in ("psycopg2", "redis", "cryptography"):
+        try:
+            mod = importlib.import_module(name)
+        except ImportError:
+            libraries[name] = None
+            continue
+        libraries[name] = dict(version=str(getattr(mod, "__version__", "?")).split(" ", 1)[0],
+                               path=getattr(mod, "__file__", None))
+    return dict(executable=sys.executable, version=platform.python_version(), libraries=libraries)
+
+
 def run(module):
     """Run every configured check of `module.params`; returns the result dict, raises
     ProdreadyError naming every failed check (unless fail_on_breach is false)."""
@@ -768,7 +800,7 @@ def run(module):
               + redis_checks(params) + tls_checks(module, params, now) + port_checks(params))
     failed = pf.failed_checks(checks)
     result = dict(changed=False, checks=checks, failed_checks=failed, passed=not failed,
-                  counts=pf.counts(checks), table=pf.render_table(checks))
+                  counts=pf.counts(checks), table=pf.render_table(checks), python=python_info())
     if failed and params["fail_on_breach"]:
         raise ProdreadyError(pf.failure_message(checks), **result)
     return result
