@@ -96,11 +96,26 @@ def bare_restore(sandbox, path):
     return seconds
 
 
+def print_window_tasks(path):
+    """The tasks from the one that stops traffic to the one that sends it back, with their times."""
+    lines = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    inside = False
+    for line in lines:
+        name = line.get("task", "")
+        inside = inside or "Stop traffic" in name
+        if inside:
+            print("      %6.3f s  %s  (%s)" % (line.get("seconds", 0.0), name, line.get("action")))
+        if inside and "Send traffic to the target color" in name:
+            break
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=300000)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--slot", default="s7")
+    parser.add_argument("--times", action="store_true",
+                        help="print the rollback's tasks between traffic off and the switch, with their wall times")
     args = parser.parse_args()
     sandbox = sandbox_script.load()
     base = Path(tempfile.mkdtemp(prefix="bench-restore-"))
@@ -124,9 +139,12 @@ def main():
             up = deploy(inventory, "1.1.0")
             assert up.returncode == 0, up.output[-3000:]
             backup = read_state(base / "srv")["backup_path"]
+            times = base / ("times-%d.jsonl" % round_no)
+            env = {"ANSIBLE_CALLBACK_PLUGINS": str(ROOT / "bench" / "callbacks"),
+                   "ANSIBLE_CALLBACKS_ENABLED": "task_times", "PRODREADY_TASK_TIMES": str(times)} if args.times else None
             with Window503(url) as window:
                 started = time.monotonic()
-                proc = run_playbook(ROOT / "playbooks" / "rollback.yml", inventory=inventory, timeout=1200,
+                proc = run_playbook(ROOT / "playbooks" / "rollback.yml", inventory=inventory, timeout=1200, env=env,
                                     extra_vars={"deploy_hosts": "all", "rollback_to": "1.0.0", "rollback_db": "restore"})
                 total = time.monotonic() - started
                 time.sleep(0.3)
@@ -136,6 +154,8 @@ def main():
             print("  round %d: 503 seen for %.2f s (%d answers), unavailable_s %.2f; bare pg_restore %.2f s; "
                   "window - bare = %+.2f s (bar <= +1 s); rollback total %.1f s"
                   % (round_no, window.seconds, window.count, unavailable, bare, window.seconds - bare, total))
+            if args.times:
+                print_window_tasks(times)
             print("    " + json.dumps({"window_s": round(window.seconds, 3), "unavailable_s": unavailable,
                                        "bare_restore_s": round(bare, 3)}))
     finally:
