@@ -996,15 +996,28 @@ class CallbackModule(CallbackBase):
     def _reserve_paths(self):
         """Name the report files now, and tell the play (REPORT_FILE_ENV in the controller's
         environment, inherited by the workers that template its tasks): the run summaries the
-        roles return with set_stats name the report before it is written."""
+        roles return with set_stats name the report before it is written. The JSON file is
+        created at once (O_EXCL), so that runs started in the same second into the same
+        directory never share a name; until the run ends it says the run is still running."""
         report_dir = self._report_dir()
+        stamp = self._started.strftime("%Y%m%dT%H%M%SZ")
         try:
             if not os.path.isdir(report_dir):
                 os.makedirs(report_dir, 0o700)
+            for count in range(1000):
+                base = os.path.join(report_dir, "deploy-report-%s%s" % (stamp, "-%d" % count if count else ""))
+                try:
+                    fd = os.open(base + ".json", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                except FileExistsError:
+                    continue
+                with os.fdopen(fd, "w") as handle:
+                    handle.write(json.dumps({"outcome": "running", "started": self._started.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                                             "playbooks": self._playbooks, "version": REPORT_VERSION}) + "\n")
+                self._paths = (base + ".json", base + ".md")
+                os.environ[REPORT_FILE_ENV] = self._paths[0]
+                return
         except (IOError, OSError):
             return  # said at the end, when writing fails
-        self._paths = report_paths(report_dir, self._started.strftime("%Y%m%dT%H%M%SZ"))
-        os.environ[REPORT_FILE_ENV] = self._paths[0]
 
     def v2_playbook_on_play_start(self, play):
         if self._extra_webhooks is None:
@@ -1066,9 +1079,8 @@ class CallbackModule(CallbackBase):
         try:
             if not os.path.isdir(report_dir):
                 os.makedirs(report_dir, 0o700)
-            # The names given to the play at the start, unless another run took them since.
-            json_path, md_path = self._paths if self._paths and not any(os.path.exists(path) for path in self._paths) \
-                else report_paths(report_dir, self._started.strftime("%Y%m%dT%H%M%SZ"))
+            # The names taken and given to the play when the run started.
+            json_path, md_path = self._paths or report_paths(report_dir, self._started.strftime("%Y%m%dT%H%M%SZ"))
             report["files"] = [json_path, md_path]
             write_private(json_path, json.dumps(report, indent=2, sort_keys=True, default=to_text) + "\n")
             write_private(md_path, render_markdown(report))

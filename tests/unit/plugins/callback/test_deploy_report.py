@@ -379,9 +379,18 @@ def test_the_report_path_is_named_to_the_play_when_the_run_starts(tmp_path):
     callback._plugin_options = {"report_dir": str(tmp_path / "reports")}
     callback.v2_playbook_on_start(SimpleNamespace(_file_name="/x/playbooks/deploy.yml"))
     named = os.environ[dr.REPORT_FILE_ENV]
-    assert os.path.dirname(named) == str(tmp_path / "reports") and not os.path.exists(named)
+    assert os.path.dirname(named) == str(tmp_path / "reports")
+    assert json.loads(open(named).read())["outcome"] == "running"  # what a run killed before its end leaves
+    assert stat.S_IMODE(os.stat(named).st_mode) == 0o600
+    # A second run started in the same second into the same directory takes another name.
+    other = dr.CallbackModule(display=FakeDisplay())
+    other._plugin_options = {"report_dir": str(tmp_path / "reports")}
+    other._started = callback._started
+    other.v2_playbook_on_start(SimpleNamespace(_file_name="/x/playbooks/rollback.yml"))
+    assert os.environ[dr.REPORT_FILE_ENV] == named[:-len(".json")] + "-1.json"
     callback.v2_playbook_on_stats(FakeStats({"web1": {"ok": 1}}))
-    assert json.loads(open(named).read())["outcome"] == "ok"
+    report = json.loads(open(named).read())
+    assert report["outcome"] == "ok" and report["files"] == [named, named[:-len("json")] + "md"]
 
 
 def test_callback_warns_when_the_report_dir_cannot_be_written(tmp_path):
