@@ -11,7 +11,7 @@ from helpers import ROOT, ansible_env
 
 MODULES = ["alembic_migrate", "color_process", "deploy_begin", "deploy_lock", "deploy_state", "deploy_status",
            "feature_flag",
-           "health_gate", "pg_backup", "preflight_check", "redis_cache_check", "release_build", "rollback_start",
+           "health_gate", "pg_backup", "preflight_check", "redis_cache_check", "release_build", "release_exec", "rollback_start",
            "router_switch"]
 
 
