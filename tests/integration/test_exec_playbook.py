@@ -181,3 +181,31 @@ def test_a_failed_deploy_returns_failed_with_the_reason(site):
     assert (result["result"], result["version"], result["previous_version"], result["color"]) == (
         "failed", "1.2.0", "1.0.0", live)
     assert "refusing to start: broken build" in result["reason"] and result["run_id"]
+
+
+def test_a_flag_rollout_returns_its_summary_with_set_stats(tmp_path):
+    """No app needed: flags in a .env, command gates, no restart."""
+    (tmp_path / "srv" / "shared").mkdir(parents=True)
+    env_file = tmp_path / "srv" / "shared" / ".env"
+    env_file.write_text("MODE=prod\n")
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(yaml.safe_dump({"all": {"children": {"app": {"hosts": {"f1": dict(
+        local_vars(), app_root=str(tmp_path / "srv"))}}}}}))
+    stages = {"flag_rollout_restart": False, "flag_rollout_stages": [
+        {"name": "one", "flags": {"FEATURE_A": "true"}, "gates": {"command": {"argv": ["true"]}}},
+        {"name": "two", "flags": {"FEATURE_B": "true"}, "gates": {"command": {"argv": ["false"], "name": "always fails"}}}]}
+
+    proc = run_playbook(ROOT / "playbooks" / "flag_rollout.yml", inventory=inventory, env=SHOW_STATS,
+                        extra_vars=dict(stages, flag_rollout_until="one"))
+    assert proc.returncode == 0, proc.output[-3000:]
+    assert custom_stats(proc)["flag_rollout_result"]["f1"] == {
+        "result": "success", "stage": "one", "stages": ["one"], "flags": {"FEATURE_A": "true"}, "reverted": [],
+        "reason": None, "report": custom_stats(proc)["flag_rollout_result"]["f1"]["report"]}
+
+    proc = run_playbook(ROOT / "playbooks" / "flag_rollout.yml", inventory=inventory, env=SHOW_STATS, extra_vars=stages)
+    assert proc.returncode != 0
+    result = custom_stats(proc)["flag_rollout_result"]["f1"]
+    assert (result["result"], result["stage"], result["stages"], result["reverted"]) == ("failed", "two", ["one", "two"], ["two", "one"])
+    assert result["reason"] == "flag_rollout: stage 'two' gate failed: f1: command always fails: exit 1"
+    assert result["flags"] == {"FEATURE_A": "true", "FEATURE_B": "true"} and Path(result["report"]).is_file()
+    assert env_file.read_text() == "MODE=prod\nFEATURE_A=true\n"
