@@ -7,6 +7,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import contextlib
+
 
 class ProdreadyError(Exception):
     """A failure with a message that says what was tried, on what, and why it failed.
@@ -22,3 +24,16 @@ class ProdreadyError(Exception):
 
     def __str__(self):
         return self.msg
+
+
+@contextlib.contextmanager
+def option_named(option):
+    """A reader shared by several modules (_lock_io, _state_io) names its file option `path`
+    in its errors (deploy_lock's, deploy_state's option): inside this block, such an error
+    names `option`, the calling module's name for it."""
+    try:
+        yield
+    except ProdreadyError as exc:
+        if exc.msg.startswith("path: "):
+            exc.msg = option + exc.msg[len("path"):]
+        raise

@@ -22,6 +22,7 @@ from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.prodready.deploy.plugins.module_utils._errors import ProdreadyError
 from ansible_collections.prodready.deploy.plugins.module_utils import _lockfile
+from ansible_collections.prodready.deploy.plugins.module_utils import _state_io
 
 POLL_S = 0.2
 LOCK_MODE = 0o600
@@ -193,6 +194,17 @@ def acquire(path, run_id, owner=None, timeout=0.0, stale_after=3600.0, break_sta
                                  holder=record, acquired=False, waited_s=round(waited, 3),
                                  broke_stale=None)
         sleep(min(POLL_S, max(0.0, timeout - waited)) or POLL_S)
+
+
+def announce_takeover(warn, path, broken, audit_log, run_id):
+    """Say (`warn`) and audit (a `lock_takeover` line in `audit_log`, when one is given) that
+    this run took the lock at `path` over from `broken`, the holder record acquire() returned
+    in `broke_stale`. Returns the reason given."""
+    why = broken.get("takeover") or "stale since %s" % broken.get("since")
+    warn("deploy lock %s taken over from %s: %s" % (path, _lockfile.describe(broken), why))
+    if audit_log:
+        _state_io.audit(audit_log, dict(action="lock_takeover", run_id=run_id, holder=broken, reason=why))
+    return why
 
 
 def release(path, run_id, force=False, check_mode=False):

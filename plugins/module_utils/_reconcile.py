@@ -60,9 +60,10 @@ def none_present(router, observed, names):
     return not any(name in states for name in names.values())
 
 
-def _pending(state, run_id):
-    """The intent an interrupted run recorded (None when there is none, or it is this run's)."""
-    pending = state.get("pending")
+def pending_of(state, run_id, key="pending"):
+    """The intent an interrupted run recorded under `key` (``pending``: a deploy's,
+    ``pending_rollback``: a rollback's); None when there is none, or it is this run's."""
+    pending = state.get(key)
     if not isinstance(pending, dict) or not pending.get("run_id") or pending.get("run_id") == run_id:
         return None
     return pending
@@ -95,7 +96,7 @@ def reconcile(state, serving, backups, seen, run_id, version_of, checked=True):
     said_color = state.get("live_color") or None
     live_color, live_version = said_color, state.get("live_version") or None
     update, repair, words = {}, None, []
-    pending = _pending(state, run_id)
+    pending = pending_of(state, run_id)
     if len(serving) == 1 and serving[0] != said_color and not checked and not version_of(serving[0]):
         words.append("the router points at %s, which does not answer; state.json says %s" % (serving[0], _said(state)))
     elif len(serving) == 1 and serving[0] != said_color:

@@ -21,6 +21,7 @@ from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.prodready.deploy.plugins.module_utils._errors import ProdreadyError
 from ansible_collections.prodready.deploy.plugins.module_utils import _atomic
+from ansible_collections.prodready.deploy.plugins.module_utils import _reconcile
 from ansible_collections.prodready.deploy.plugins.module_utils import _statefile
 
 NEW_AUDIT_MODE = 0o600
@@ -112,6 +113,29 @@ def write_reconciled(path, st, state, decision, audit_log, check_mode, new_mode=
     if not check_mode and decision["event"] and audit_log:
         audit(audit_log, decision["event"])
     return new_state, changed
+
+
+def reconcile_with_router(who, warn, router, observed, names, state, st, path, run_id, version_of, audit_log,
+                          check_mode):
+    """Observe, then act (_reconcile), as deploy_begin and rollback_start (`who`) do before
+    they plan: what the router read `observed` serves of this host's servers `names` ({color:
+    router name}) against `state` (state.json at `path`, stat `st`); state.json corrected and the
+    decision audited (write_reconciled), its text warned (`warn`).
+
+    Returns (decision, (serving, backups, seen), the state to plan on, whether state.json
+    changed); decision None when the read holds none of this host's servers (warned, the
+    state taken as it is)."""
+    if _reconcile.none_present(router, observed, names):
+        warn("%s: the router read holds none of this host's servers (%s): state.json is taken as it is"
+             % (who, ", ".join(sorted(names.values()))))
+        return None, None, state, False
+    colors = _reconcile.observed_colors(router, observed, names)
+    decision = _reconcile.reconcile(state, colors[0], colors[1], colors[2], run_id, version_of,
+                                    checked=router == "haproxy")
+    if decision["text"]:
+        warn("%s: %s" % (who, decision["text"]))
+    new_state, changed = write_reconciled(path, st, state, decision, audit_log, check_mode)
+    return decision, colors, new_state, changed
 
 
 def write_update(path, st, state, update, check_mode, new_mode=0o640):

@@ -420,7 +420,6 @@ plan:
   sample: "app 1.0.0 -> 1.1.0: start green (port 8102), gate it, switch haproxy from blue"
 """
 
-import contextlib
 import os
 import re
 import shutil
@@ -429,7 +428,7 @@ import stat
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
-from ansible_collections.prodready.deploy.plugins.module_utils._errors import ProdreadyError
+from ansible_collections.prodready.deploy.plugins.module_utils._errors import ProdreadyError, option_named
 from ansible_collections.prodready.deploy.plugins.module_utils._heartbeat import Heartbeat
 from ansible_collections.prodready.deploy.plugins.module_utils import _heartbeat
 from ansible_collections.prodready.deploy.plugins.module_utils import _options
@@ -439,7 +438,6 @@ from ansible_collections.prodready.deploy.plugins.module_utils import _lock_io
 from ansible_collections.prodready.deploy.plugins.module_utils import _lockfile
 from ansible_collections.prodready.deploy.plugins.module_utils import _process_io
 from ansible_collections.prodready.deploy.plugins.module_utils import _process_manager as pm
-from ansible_collections.prodready.deploy.plugins.module_utils import _reconcile
 from ansible_collections.prodready.deploy.plugins.module_utils import _state_io
 
 HOST_RE = re.compile(r"^[A-Za-z0-9_.:\[\]-]+$")
@@ -526,18 +524,6 @@ def validate(params):
     return ports, dp.wanted_directories(params["app_root"], params["backup_dir"], params["directories"])
 
 
-@contextlib.contextmanager
-def option_named(option):
-    """_lock_io and _state_io name their path `path` (deploy_lock's, deploy_state's option):
-    say `option`, this module's name for it."""
-    try:
-        yield
-    except ProdreadyError as exc:
-        if exc.msg.startswith("path: "):
-            exc.msg = option + exc.msg[len("path"):]
-        raise
-
-
 def ensure_directories(wanted, check_mode):
     """Make the missing directories (parents with the same mode) and set the mode of the
     others; in check mode only say so. Returns (created, modes_fixed)."""
@@ -604,9 +590,7 @@ def take_lock(module, result):
     result.update(locked=True, holder=lock["holder"], broke_stale=lock["broke_stale"])
     broken = lock["broke_stale"]
     if broken:
-        why = broken.get("takeover") or "stale since %s" % broken.get("since")
-        module.warn("deploy lock %s taken over from %s: %s" % (p["lock_path"], _lockfile.describe(broken), why))
-        _state_io.audit(p["audit_log"], dict(action="lock_takeover", run_id=p["run_id"], holder=broken, reason=why))
+        _lock_io.announce_takeover(module.warn, p["lock_path"], broken, p["audit_log"], p["run_id"])
     # changed: created now (after breaking a stale one or not); False: this run held it already.
     return lock["changed"]
 
@@ -631,20 +615,15 @@ def reconcile(module, ports, state, st, result):
             raise ProdreadyError("router_access: cannot read what the router serves: %s" % exc)
     if not observed or p["router"] == "none":
         return state, probes
-    if _reconcile.none_present(p["router"], observed, p["router_names"]):
-        module.warn("deploy_begin: the router read holds none of this host's servers (%s): state.json is taken "
-                    "as it is" % ", ".join(sorted(p["router_names"].values())))
+    decision, colors, new_state, changed = _state_io.reconcile_with_router(
+        "deploy_begin", module.warn, p["router"], observed, p["router_names"], state, st, p["state_path"],
+        p["run_id"], version_of, p["audit_log"], module.check_mode)
+    if decision is None:
         return state, probes
-    serving, backups, seen = _reconcile.observed_colors(p["router"], observed, p["router_names"])
-    decision = _reconcile.reconcile(state, serving, backups, seen, p["run_id"], version_of,
-                                    checked=p["router"] == "haproxy")
-    result.update(observed=dict(serving=serving, backup_servers=backups, seen=seen), reconciled=decision["text"],
-                  router_repair=decision["repair"], revisions_before=decision["revisions_before"])
-    if decision["text"]:
-        module.warn("deploy_begin: " + decision["text"])
+    result.update(observed=dict(serving=colors[0], backup_servers=colors[1], seen=colors[2]),
+                  reconciled=decision["text"], router_repair=decision["repair"],
+                  revisions_before=decision["revisions_before"])
     repair_router(module, decision["repair"], observed is not p["router_observed"], result)
-    new_state, changed = _state_io.write_reconciled(p["state_path"], st, state, decision, p["audit_log"],
-                                                    module.check_mode)
     result["changed"] = result["changed"] or changed
     return new_state, probes
 

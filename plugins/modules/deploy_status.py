@@ -175,7 +175,7 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
-from ansible_collections.prodready.deploy.plugins.module_utils._errors import ProdreadyError
+from ansible_collections.prodready.deploy.plugins.module_utils._errors import ProdreadyError, option_named
 from ansible_collections.prodready.deploy.plugins.module_utils import _deploy_plan
 from ansible_collections.prodready.deploy.plugins.module_utils import _lock_io
 from ansible_collections.prodready.deploy.plugins.module_utils import _options
@@ -225,16 +225,6 @@ def ask(p, port):
     return dict(version=answer["version"], error=answer["error"])
 
 
-def named(option, read, *args):
-    """`read(*args)`, its error naming `option` (the readers name their file `path`)."""
-    try:
-        return read(*args)
-    except ProdreadyError as exc:
-        if exc.msg.startswith("path: "):
-            exc.msg = option + exc.msg[len("path"):]
-        raise
-
-
 def run(module):
     """The module's work for `module.params`; returns the result dict."""
     p = module.params
@@ -242,9 +232,13 @@ def run(module):
     if problem:
         raise ProdreadyError(problem)
     ports = _deploy_plan.color_ports(p["colors"], _deploy_plan.RESTART) if p["colors"] else {}
-    state = named("state_path", _state_io.read_state_file, p["state_path"], True)[0] \
-        if os.path.exists(p["state_path"]) else {}
-    lock = named("lock_path", _lock_io.read_lock, p["lock_path"]) if p["lock_path"] else None
+    state, lock = {}, None
+    if os.path.exists(p["state_path"]):
+        with option_named("state_path"):
+            state = _state_io.read_state_file(p["state_path"], True)[0]
+    if p["lock_path"]:
+        with option_named("lock_path"):
+            lock = _lock_io.read_lock(p["lock_path"])
     runs = _status.last_runs(_status.parse_audit(read_tail(p["audit_log"])), p["history"]) if p["audit_log"] else []
     answers = dict((color, ask(p, port)) for color, port in ports.items())
     status = _status.summarize(state, ports, answers, lock, runs, time.time())

@@ -378,7 +378,6 @@ from ansible_collections.prodready.deploy.plugins.module_utils import _haproxy
 from ansible_collections.prodready.deploy.plugins.module_utils import _haproxy_runtime
 from ansible_collections.prodready.deploy.plugins.module_utils import _http
 from ansible_collections.prodready.deploy.plugins.module_utils import _lock_io
-from ansible_collections.prodready.deploy.plugins.module_utils import _lockfile
 from ansible_collections.prodready.deploy.plugins.module_utils import _process_io
 from ansible_collections.prodready.deploy.plugins.module_utils import _reconcile
 from ansible_collections.prodready.deploy.plugins.module_utils._options import renamed_from
@@ -490,10 +489,8 @@ def plan(state, to, color_names, in_place=False):
 def interrupted(state, to, run_id):
     """The rollback a killed run left in state.json (``pending_rollback``) that this one takes
     up (pure): another run's, aiming where this one does (`to`, or nothing asked); else None."""
-    pending = state.get("pending_rollback")
-    if not isinstance(pending, dict) or not pending.get("to") or pending.get("run_id") == run_id:
-        return None
-    if to and to != pending["to"]:
+    pending = _reconcile.pending_of(state, run_id, "pending_rollback")
+    if not pending or not pending.get("to") or (to and to != pending["to"]):
         return None
     return pending
 
@@ -574,11 +571,6 @@ def reconcile(module, ports, state, api, result):
         names = dict((color, "%s:%d" % (p["bind_host"], port)) for color, port in ports.items())
     else:
         names = dict((color, p["server_prefix"] + color) for color in ports)
-    if _reconcile.none_present(p["router"], observed, names):
-        module.warn("rollback_start: the router read holds none of this host's servers (%s): state.json is taken "
-                    "as it is" % ", ".join(sorted(names.values())))
-        return state
-    serving, backups, seen = _reconcile.observed_colors(p["router"], observed, names)
     found = {}
 
     def version_of(color):
@@ -586,13 +578,12 @@ def reconcile(module, ports, state, api, result):
             found[color] = served_version(p, ports[color])
         return found[color]
 
-    decision = _reconcile.reconcile(state, serving, backups, seen, p["run_id"], version_of,
-                                    checked=p["router"] == "haproxy")
+    decision, _colors, state, _changed = _state_io.reconcile_with_router(
+        "rollback_start", module.warn, p["router"], observed, names, state, os.stat(p["state_path"]),
+        p["state_path"], p["run_id"], version_of, p["audit_log"], module.check_mode)
+    if decision is None:
+        return state
     result.update(reconciled=decision["text"], router_repair=decision["repair"])
-    if decision["text"]:
-        module.warn("rollback_start: " + decision["text"])
-    state = _state_io.write_reconciled(p["state_path"], os.stat(p["state_path"]), state, decision, p["audit_log"],
-                                       module.check_mode)[0]
     if decision["repair"] and api is not None and not module.check_mode:
         _haproxy_runtime.switch(api, p["backend"], p["server_prefix"] + decision["repair"],
                                 [p["server_prefix"] + name for name in sorted(ports)],
@@ -630,11 +621,7 @@ def run(module):
         result.update(locked=True, holder=lock["holder"])
         taken = lock["broke_stale"]
         if taken and taken.get("takeover"):
-            module.warn("deploy lock %s taken over from %s: %s" % (p["lock_path"], _lockfile.describe(taken),
-                                                                   taken["takeover"]))
-            if p["audit_log"]:
-                _state_io.audit(p["audit_log"], dict(action="lock_takeover", run_id=p["run_id"], holder=taken,
-                                                     reason=taken["takeover"]))
+            _lock_io.announce_takeover(module.warn, p["lock_path"], taken, p["audit_log"], p["run_id"])
     try:
         state = _state_io.read_state_file(p["state_path"], True)[0]
         api = _haproxy_runtime.RuntimeApi(p["admin_socket"], p["admin_address"]) if do_switch else None
