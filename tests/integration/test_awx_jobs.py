@@ -18,10 +18,10 @@ import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import ansible_runner
+import jinja2
 import pytest
 import yaml
 
-import demo_app
 from bluegreen_tools import read_audit, read_state, served_version, slot_app
 from helpers import ROOT, ansible_env, run_playbook
 
@@ -31,10 +31,20 @@ SLOT = "s17"
 APP = "awxjobs"
 AWX_USER = "alice"
 AWX_URL = "https://awx.example.com"
+GATE_TOKEN = "gate-token-5e1b77"  # the http gate credential's bearer token
 
 
 def job_templates():
     return {jt["name"]: jt for jt in yaml.safe_load((ROOT / "awx" / "job_templates.yml").read_text())}
+
+
+def credential_env(credential, inputs):
+    """The environment AWX injects for the credential `credential` ("prodready database": a
+    credential of the type prodready-database of awx/credential_types.yml) with these inputs:
+    the type's env injectors rendered as AWX renders them."""
+    types = {t["name"]: t for t in yaml.safe_load((ROOT / "awx" / "credential_types.yml").read_text())}
+    injectors = types[credential.replace(" ", "-")]["injectors"]["env"]
+    return {name: jinja2.Template(template).render(**inputs) for name, template in injectors.items()}
 
 
 class Receiver:
@@ -82,9 +92,10 @@ class Job:
                 if e["event"] == "runner_on_ok" and e["event_data"].get("task") == task]
 
 
-def run_job(app, template, answers, job_id, check=False, env=None, extra=None):
+def run_job(app, template, answers, job_id, check=False, extra=None):
     """The job AWX would launch from `template` with these survey answers (the survey's
-    defaults for the rest), as user alice, job `job_id`."""
+    defaults for the rest), as user alice, job `job_id`, with the environment its credentials
+    inject."""
     jt = job_templates()[template]
     extravars = {q["variable"]: q["default"] for q in jt["survey_spec"]["spec"] if "default" in q}
     extravars.update(answers)
@@ -95,19 +106,24 @@ def run_job(app, template, answers, job_id, check=False, env=None, extra=None):
     extravars.update(extra or {})
     private = app["base"] / ("job-%d" % job_id)
     private.mkdir(mode=0o700)
-    sandbox = app["sandbox"]
-    envvars = ansible_env({
-        # What the database and Redis credentials inject (docs/awx.md).
-        "PGPASSWORD": sandbox["secrets"]["app_db_password"],
-        "REDIS_PASSWORD": sandbox["secrets"]["redis_password"],
-        "PRODREADY_REPORT_DIR": str(private / "reports"),
-    })
-    envvars.update(env or {})
+    secrets = app["sandbox"]["secrets"]
+    inputs = {"prodready database": {"password": secrets["app_db_password"], "database_url": app["hv"]["app_database_url"]},
+              "prodready redis": {"password": secrets["redis_password"]},
+              "prodready http gate": {"bearer_token": GATE_TOKEN},
+              "prodready notify": {"webhook_url": app["webhook"].url, "format": "slack"}}
+    envvars = ansible_env({"PRODREADY_REPORT_DIR": str(private / "reports")})
+    for credential in jt["credentials"][1:]:  # the first is the SSH key (a local connection here)
+        envvars.update(credential_env(credential, inputs[credential]))
     runner = ansible_runner.run(private_data_dir=str(private), project_dir=str(ROOT), ident="job",
                                 playbook=str(ROOT / jt["playbook"]), inventory=str(app["inventory"]),
                                 extravars=extravars, envvars=envvars, cmdline="--check" if check else None,
                                 quiet=True, timeout=900)
     return Job(runner, private / "artifacts" / "job")
+
+
+def notified(app, job_id):
+    """The summaries the job posted to the notify credential's webhook."""
+    return [post["text"] for post in app["webhook"].posts if "(AWX job %d " % job_id in post["text"]]
 
 
 def assert_no_secret(app, job):
@@ -118,8 +134,9 @@ def assert_no_secret(app, job):
     command = next(path for path in job.files if path.name == "command")
     assert oct(command.stat().st_mode & 0o777) == "0o600"
     recorded = json.loads(job.files[command])
-    for name in ("app_db_password", "redis_password"):
-        secret = app["sandbox"]["secrets"][name]
+    secrets = app["sandbox"]["secrets"]
+    for name, secret in (("database password", secrets["app_db_password"]), ("redis password", secrets["redis_password"]),
+                         ("gate token", GATE_TOKEN), ("webhook path", "SECRETHOOK")):
         leaked = [str(path) for path, text in job.files.items() if secret in text and path != command]
         assert leaked == [], (name, leaked)
         assert secret not in json.dumps(job.events)
@@ -133,8 +150,12 @@ def audited(app, job_id):
 @pytest.fixture(scope="module")
 def app(sandbox, tmp_path_factory, app_python):
     base = tmp_path_factory.mktemp("awx-jobs")
-    with slot_app(sandbox, base, app_python, APP, SLOT, {"1.0.0": "base", "1.1.0": "good"}) as deployed:
-        yield deployed
+    webhook = Receiver()
+    try:
+        with slot_app(sandbox, base, app_python, APP, SLOT, {"1.0.0": "base", "1.1.0": "good"}) as deployed:
+            yield dict(deployed, webhook=webhook)
+    finally:
+        webhook.stop()
 
 
 def test_every_job_template_is_covered_here():
@@ -147,11 +168,12 @@ def test_every_awx_object_passes_the_awx_modules_own_argument_validation(tmp_pat
     # No AWX here: each object of awx/ given to its awx.awx module (the real argument spec, not
     # its documentation) against a closed port fails at the connection, after the validation;
     # a wrong option or value would fail before it.
-    kinds = {"execution_environments": "execution_environment", "projects": "project", "inventories": "inventory",
-             "inventory_sources": "inventory_source", "job_templates": "job_template",
-             "workflow_job_templates": "workflow_job_template"}
+    kinds = {"execution_environments": "execution_environment", "credential_types": "credential_type",
+             "projects": "project", "inventories": "inventory", "inventory_sources": "inventory_source",
+             "job_templates": "job_template", "workflow_job_templates": "workflow_job_template"}
+    # Read as data, as awx_register.yml reads them (the credential types' {{ }} are AWX's).
     tasks = [{"name": kind, "awx.awx.%s" % module: "{{ item }}", "ignore_errors": True, "register": kind,
-              "loop": yaml.safe_load((ROOT / "awx" / ("%s.yml" % kind)).read_text()),
+              "loop": "{{ lookup('ansible.builtin.file', '%s/awx/%s.yml') | from_yaml }}" % (ROOT, kind),
               "loop_control": {"label": "{{ item.name }}"}} for kind, module in kinds.items()]
     tasks.append({"name": "results", "ansible.builtin.copy": {
         "dest": str(tmp_path / "results.json"), "mode": "0600",
@@ -194,12 +216,7 @@ def test_preflight_job_passes_and_returns_its_table(app):
 
 
 def test_deploy_job_deploys_the_version_asked_and_returns_deploy_result(app):
-    receiver = Receiver()
-    try:
-        job = run_job(app, "prodready deploy", {"app_version": "1.1.0", "deploy_preflight": "false"}, 4711,
-                      env={"PRODREADY_NOTIFY_WEBHOOKS": "slack=" + receiver.url})
-    finally:
-        receiver.stop()
+    job = run_job(app, "prodready deploy", {"app_version": "1.1.0"}, 4711)
     assert (job.status, job.rc) == ("successful", 0), job.stdout[-3000:]
     assert served_version(app["url"]) == "1.1.0"
     # The workflow's next node reads this (AWX passes a job's set_stats on as extra vars).
@@ -207,14 +224,18 @@ def test_deploy_job_deploys_the_version_asked_and_returns_deploy_result(app):
     assert (result["result"], result["version"], result["previous_version"]) == ("success", "1.1.0", "1.0.0")
     assert result["report"].startswith(str(app["base"] / "job-4711" / "reports"))
     assert job.stats["failures"] == {} and job.stats["changed"]["h1"] > 0
+    switched = [e for e in job.events if e["event"] == "runner_on_ok"
+                and e["event_data"].get("task_action") == "prodready.deploy.router_switch"]
+    assert switched and switched[-1]["event_data"]["res"]["changed"] is True
     # Who and which job: the audit lines, state.json and the report posted to the webhook.
     deployed = [line for line in audited(app, 4711) if line["action"] == "deploy"]
     assert deployed and deployed[-1]["result"] == "success" and deployed[-1]["launched_by"] == AWX_USER
     assert deployed[-1]["job"]["url"] == AWX_URL + "/#/jobs/playbook/4711"
     state = read_state(app["root"])
     assert (state["live_version"], state["deployed_by"], state["job"]["id"]) == ("1.1.0", AWX_USER, "4711")
-    assert len(receiver.posts) == 1 and "launched by alice (AWX job 4711" in receiver.posts[0]["text"]
-    assert "SECRETHOOK" not in job.stdout
+    posted = notified(app, 4711)
+    assert len(posted) == 1 and posted[0].startswith("DEPLOY REPORT: OK (deploy.yml)")
+    assert "launched by alice (AWX job 4711 %s/#/jobs/playbook/4711)" % AWX_URL in posted[0]
     assert_no_secret(app, job)
 
 
@@ -228,6 +249,8 @@ def test_status_job_returns_deploy_status(app):
     shown = [e for e in job.ok_events("Show the status") if e["host"] == "h1"]
     assert shown and shown[0]["res"]["msg"]["h1"]["live_version"] == "1.1.0"
     assert job.stats["changed"] == {}
+    # The workflow's notify node: the end state reaches the webhook.
+    assert len(notified(app, 4712)) == 1
     assert_no_secret(app, job)
 
 
@@ -237,6 +260,7 @@ def test_rollback_dry_run_changes_nothing(app):
     plan = job.ok_events("Show the plan")
     assert plan and plan[0]["res"]["msg"][0].endswith(": 1.1.0 (green) -> 1.0.0"), plan
     assert "check mode: nothing will be changed" in plan[0]["res"]["msg"]
+    assert notified(app, 4713) == []  # a dry run notifies nobody
     assert served_version(app["url"]) == "1.1.0" and read_state(app["root"])["live_version"] == "1.1.0"
     assert_no_secret(app, job)
 
