@@ -12,10 +12,13 @@ modules, and credentials that reach a module wherever it runs.
   the same modules are refused by both servers.
 """
 
+import functools
+import http.server
 import json
 import os
 import re
 import sys
+import threading
 import uuid
 
 import pytest
@@ -193,3 +196,51 @@ def test_a_bad_option_is_refused_naming_it(fleet, option, value, message):  # py
     assert proc.returncode != 0
     assert message in proc.flat, proc.flat[-3000:]
     assert "Traceback" not in proc.output
+
+
+class _Index(http.server.SimpleHTTPRequestHandler):
+    """A PEP 503 simple index of the wheelhouse (what a private index serves), recording who asked."""
+
+    clients = set()
+
+    def log_message(self, format, *args):  # pylint: disable=redefined-builtin
+        self.clients.add(self.client_address[0])
+
+
+@pytest.fixture
+def private_index(fleet, prepared, tmp_path):  # pylint: disable=redefined-outer-name
+    """The wheels of the wheelhouse host_prep built, as an index on the bridge address (the one
+    place the hosts reach): /simple/<project>/<wheel>."""
+    assert prepared[0].returncode == 0
+    built = max((p for p in WHEELHOUSE.iterdir() if (p / ".complete.json").exists()), key=lambda p: p.stat().st_mtime)
+    for wheel in built.glob("*.whl"):
+        project = tmp_path / "simple" / re.sub(r"[-_.]+", "-", wheel.name.split("-")[0]).lower()
+        project.mkdir(parents=True, exist_ok=True)
+        (project / wheel.name).write_bytes(wheel.read_bytes())
+        (project / "index.html").write_text("".join('<a href="%s">%s</a>\n' % (w.name, w.name)
+                                                    for w in sorted(project.glob("*.whl"))))
+    handler = functools.partial(_Index, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer((fleet.controller, 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield "http://%s:%d/simple/" % (fleet.controller, server.server_address[1])
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_host_that_reaches_an_index_installs_from_it(fleet, private_index):  # pylint: disable=redefined-outer-name
+    host = "h2"
+    fleet.exec_in(host, ["rm", "-rf", "/opt/prodready"])
+    _Index.clients.clear()
+    try:
+        proc = run_playbook(ROOT / "playbooks" / "host_prep.yml", inventory=fleet.inventory, extra_vars={
+            "host_prep_hosts": host, "host_prep_index_url": private_index, "host_prep_postgres_clients": [],
+            "host_prep_pip_args": ["--trusted-host", fleet.controller]})
+        assert proc.returncode == 0, proc.output[-6000:]
+        assert "installed from the index" in proc.flat
+        assert re.search(r"Build the wheelhouse[^\n]*\n(skipping)", proc.stdout)  # the controller built nothing
+        assert _Index.clients == {fleet.addresses[host]}  # the host's own pip asked it
+    finally:
+        fleet.exec_in(host, ["rm", "-rf", "/opt/prodready"])

@@ -36,15 +36,15 @@ def test_an_old_glibc_gets_no_newer_tag():
 
 
 def test_musl_tags():
-    assert wh.platforms("x86_64", "musl", "1.2")[:3] == ["musllinux_1_2_x86_64", "musllinux_1_1_x86_64",
-                                                          "musllinux_1_0_x86_64"]
+    expected = ["musllinux_1_2_x86_64", "musllinux_1_1_x86_64", "musllinux_1_0_x86_64"]
+    assert wh.platforms("x86_64", "musl", "1.2")[:3] == expected
 
 
 @pytest.mark.parametrize("python, needed", [("3.11.2", ["async-timeout>=4.0.3"]), ("3.11.7", []), ("3.12.1", [])])
 def test_a_requirement_is_judged_with_the_targets_markers_not_the_controllers(tmp_path, python, needed):
     """redis needs async-timeout below 3.11.3: pip on a newer controller skips it."""
-    make_wheel(tmp_path, "redis", "5.0.8", ['async-timeout>=4.0.3; python_full_version < "3.11.3"',
-                                             'hiredis>=1.0.0; extra == "hiredis"'])
+    requires = ['async-timeout>=4.0.3; python_full_version < "3.11.3"', 'hiredis>=1.0.0; extra == "hiredis"']
+    make_wheel(tmp_path, "redis", "5.0.8", requires)
     assert wh.missing(str(tmp_path), wh.target_environment(python, "x86_64")) == needed
 
 
