@@ -80,9 +80,10 @@ options:
     description:
       - The caller restores a backup it chose (the C(rollback) role's C(rollback_backup)) and
         keeps the version when O(to) is empty or the live version - a restore in place. The
-        target is then the live version on the live color, RV(in_place) is V(true) instead of
-        RV(noop), and the color is not asked its version (it is restarted on the restored
-        database). Needs O(db_rollback=restore).
+        target is then the live version on an idle color (the live release started there
+        before traffic stops, so the 503 window holds no start), RV(in_place) is V(true)
+        instead of RV(noop), and the color is not asked its version (it is started from
+        C(releases/)). Needs O(db_rollback=restore).
     type: bool
     default: false
   colors:
@@ -305,7 +306,8 @@ noop:
   sample: false
 in_place:
   description: V(true) when O(restore_in_place) and the target is the live version - the database is
-    restored under the live release, which is stopped and started again on the same color.
+    restored under the live release, started on an idle color (RV(color)) before traffic stops; the
+    live color is stopped before the swap.
   returned: always
   type: bool
   sample: false
@@ -470,17 +472,19 @@ def plan(state, to, color_names, in_place=False):
 
     target: `to`, else the live version when `in_place` (a restore of a chosen backup that
     keeps the version), else the state's previous_version ("" when none); color: the live one
-    when the target is live (noop, unless `in_place`: the live release is restarted on the
-    restored database), else an idle color that ran the target, else the first idle color
-    (sorted names)."""
+    when the target is live (noop), unless `in_place`: the first idle color, where the live
+    release starts before traffic stops (the live color when there is no other); else an idle
+    color that ran the target, else the first idle color (sorted names)."""
     live_version = state.get("live_version") or ""
     target = to or (live_version if in_place else state.get("previous_version")) or ""
     if not target:
         return "", "", False
     live_color = state.get("live_color") or ""
-    if target == live_version:
-        return target, live_color, not in_place
     idle = [name for name in sorted(color_names) if name != live_color]
+    if target == live_version:
+        if in_place:
+            return target, (idle + [live_color])[0], False
+        return target, live_color, True
     ran_it = [name for name in idle if (state.get("colors") or {}).get(name) == target]
     chosen = (ran_it + idle)[:1]
     return target, chosen[0] if chosen else "", False

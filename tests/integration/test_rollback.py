@@ -308,11 +308,15 @@ def test_a_chosen_backup_is_restored_in_place_with_the_version_unchanged(rb):
         took = time.monotonic() - started
         time.sleep(0.3)
     assert proc.returncode == 0, proc.output[-3000:]
-    # The same version on the same color; the rows are the backup's.
+    # The same version, now on the other color (started there before traffic stopped); the
+    # rows are the backup's.
     after = state(rb)
     assert served(rb) == st["live_version"] and load.versions == {st["live_version"]}
-    for key in ("live_version", "live_color", "previous_version", "colors", "db_revisions", "backup_path"):
+    for key in ("live_version", "previous_version", "db_revisions", "backup_path"):
         assert after.get(key) == st.get(key), key
+    moved_to = "blue" if st["live_color"] == "green" else "green"
+    assert after["live_color"] == moved_to
+    assert after["colors"] == dict(st["colors"], **{moved_to: st["live_version"], st["live_color"]: None})
     assert po_ids(rb) == rows_of_backup
     # The window: clients got 503 from the router (maintenance), nothing else failed.
     assert load.failed and set(load.failed) == {503}, load.failed[:10]
@@ -321,9 +325,13 @@ def test_a_chosen_backup_is_restored_in_place_with_the_version_unchanged(rb):
     assert restore["discarded_rows"] == {"purchase_orders": 5} and restore["unavailable_s"] > 0
     assert restore["replaced_db"].startswith(rb["db"] + "_replaced_")
     lines = [e for e in audit(rb) if e.get("run_id") == restore["run_id"]]
-    # (the lines of the window are written once traffic is back)
-    assert [e["step"] for e in lines] == ["switch", "traffic_off", "database", "start", "verify", "finalize"]
-    assert lines[2]["backup"] == taken["path"] and lines[2]["discarded_rows"] == {"purchase_orders": 5}
+    # The start before traffic stopped (out of the window); the lines of the window are written
+    # once traffic is back.
+    assert [e["step"] for e in lines] == ["start", "switch", "traffic_off", "database", "verify", "finalize"]
+    assert lines[0]["color"] == moved_to and lines[1]["color"] == moved_to
+    # ... and the playbook started it before it stopped traffic
+    assert proc.output.index("Start the color and wait until it serves") < proc.output.index("Stop traffic (")
+    assert lines[3]["backup"] == taken["path"] and lines[3]["discarded_rows"] == {"purchase_orders": 5}
     assert lines[-1]["restore"] == "in_place" and lines[-1]["backup_label"] == label
     assert "restored in place on rb1" in proc.flat and "discarded: {\"purchase_orders\": 5}" in proc.flat
     print("restore in place: playbook %.1f s, 503 for %.2f s, %d requests failed (503), %d ok"

@@ -90,9 +90,10 @@ LIVE = {"live_color": "green", "live_version": "1.1.0", "previous_version": "1.0
 
 
 @pytest.mark.parametrize("state, to, expected", [
-    # a chosen backup without rollback_to: the live version on the live color, not a noop
-    (LIVE, "", ("1.1.0", "green", False)),
-    (LIVE, "1.1.0", ("1.1.0", "green", False)),
+    # a chosen backup without rollback_to: the live version on the idle color (started there
+    # before traffic stops), not a noop
+    (LIVE, "", ("1.1.0", "blue", False)),
+    (LIVE, "1.1.0", ("1.1.0", "blue", False)),
     # with another version: the rollback as without it
     (LIVE, "1.0.0", ("1.0.0", "blue", False)),
     # nothing live: nothing to restore under
@@ -107,7 +108,7 @@ def test_a_restore_in_place_is_planned_without_probing_or_switching(capsys, tmp_
     result = run_main(capsys, dict(state_path=str(tmp_path / "state.json"), lock_path=str(tmp_path / "deploy.lock"),
                                    run_id="r1", colors={"blue": {"port": 1}, "green": {"port": 2}}, switch=False,
                                    db_rollback="restore", restore_in_place=True), check=True)
-    assert (result["target"], result["color"], result["noop"], result["in_place"]) == ("1.1.0", "green", False, True)
+    assert (result["target"], result["color"], result["noop"], result["in_place"]) == ("1.1.0", "blue", False, True)
     assert result["warm"] is False and result["probe_reason"] == "" and result["switched"] is False
 
 
