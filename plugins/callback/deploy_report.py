@@ -222,7 +222,12 @@ def summarize_module(module, data):
         event = _pick(data, ("path", "size_bytes", "duration_s", "reused", "verified", "sha256",
                              "target_db", "swap_window_s", "pruned"))
         event["kind"] = "backup"
-        if "path" in data:
+        mode = ((data.get("invocation") or {}).get("module_args") or {}).get("mode")
+        if mode == "verify":
+            # A check of a backup already taken (backup.yml's run), not a second backup.
+            event["kind"] = "backup_verified"
+            event["text"] = "backup verified: %s" % data.get("path", "?")
+        elif "path" in data:
             event["text"] = "backup %s (%s bytes, %ss%s)" % (
                 data["path"], data.get("size_bytes", "?"), data.get("duration_s", "?"),
                 ", reused" if data.get("reused") else "")

@@ -37,6 +37,9 @@ def test_module_name(action, expected):
     ("pg_backup", {"path": "/b/app.dump", "size_bytes": 10240, "duration_s": 3.2, "reused": False,
                    "manifest": {"db": "app"}, "executed_commands": [["pg_dump"]]},
      "backup", {"path": "/b/app.dump", "size_bytes": 10240, "duration_s": 3.2}, "backup /b/app.dump (10240 bytes, 3.2s)"),
+    # a verify of that backup (backup.yml's run) is not a second backup
+    ("pg_backup", {"path": "/b/app.dump", "verified": True, "invocation": {"module_args": {"mode": "verify"}}},
+     "backup_verified", {"path": "/b/app.dump", "verified": True}, "backup verified: /b/app.dump"),
     ("alembic_migrate", {"current_before": "0001", "current_after": "0002", "direction": "upgrade", "sql": "ALTER ..."},
      "migration", {"current_before": "0001", "current_after": "0002"}, "migration upgrade 0001 -> 0002"),
     ("alembic_migrate", {"current_before": None, "current_after": "0001"},
