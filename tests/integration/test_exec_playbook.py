@@ -161,7 +161,7 @@ def test_exec_version_runs_in_an_older_release(site):
     assert audit(site)[-1]["version"] == "1.0.0"
 
 
-def test_rollback_returns_its_summary_with_set_stats(site):
+def test_rollback_returns_its_summary_with_set_stats_and_a_rollback_to_the_live_version_is_a_noop(site):
     proc = run_playbook(ROOT / "playbooks" / "rollback.yml", inventory=site["inventory"], env=SHOW_STATS)
     assert proc.returncode == 0, proc.output[-3000:]
     assert served(site) == "1.0.0"
@@ -170,6 +170,13 @@ def test_rollback_returns_its_summary_with_set_stats(site):
     assert {k: result[k] for k in ("result", "version", "previous_version", "color", "reason")} == {
         "result": "success", "version": "1.0.0", "previous_version": "1.1.0", "color": state["live_color"], "reason": None}
     assert result["run_id"] and Path(result["report"]).is_file()
+
+    proc = run_playbook(ROOT / "playbooks" / "rollback.yml", inventory=site["inventory"], env=SHOW_STATS,
+                        extra_vars={"rollback_to": "1.0.0"})
+    assert proc.returncode == 0, proc.output[-3000:]
+    result = custom_stats(proc)["rollback_result"]["x1"]
+    assert (result["result"], result["version"], result["color"], result["reason"]) == (
+        "noop", "1.0.0", state["live_color"], None)
 
 
 def test_a_failed_deploy_returns_failed_with_the_reason(site):
