@@ -173,13 +173,35 @@ def swap_in(p, conn, target, fresh, replaced, tables):
                 pass
             raise ProdreadyError("%s (%s was left in place under its own name)" % (exc, current)
                                  if current == target else str(exc))
-        # The replaced database stays for inspection and manual recovery: let it be opened.
+        # The replaced database stays for inspection and manual recovery: let it be opened. Its
+        # comment names the database that took its place, so that a run killed right after
+        # this swap is not restored twice (swap_prepared finds it).
         execute_sql(conn, sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(
             sql.Identifier(replaced)), "swap: cannot allow connections to %s" % replaced)
+        execute_sql(conn, sql.SQL("COMMENT ON DATABASE {} IS {}").format(
+            sql.Identifier(replaced), sql.Literal(replaced_mark(fresh))),
+            "swap: cannot mark %s as replaced by %s" % (replaced, fresh))
         return round(window, 4), terminated, replaced_counts
     finally:
         if not counter.closed:
             counter.close()
+
+
+def replaced_mark(fresh):
+    """The comment a swap leaves on the database it replaced: which restored database took
+    its name."""
+    return "prodready: replaced by the restored database %s" % fresh
+
+
+def replaced_by(conn, fresh):
+    """The name of the database a swap replaced with the restored database `fresh` (its
+    comment says so), or None."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT d.datname FROM pg_database d JOIN pg_shdescription s ON s.objoid = d.oid "
+                    "AND s.classoid = 'pg_database'::regclass WHERE s.description = %s "
+                    "ORDER BY d.oid DESC LIMIT 1", (replaced_mark(fresh),))
+        row = cur.fetchone()
+    return row[0] if row else None
 
 
 def discarded_after(module, p, replaced, target):
@@ -206,13 +228,26 @@ def swap_prepared(module, runner):
     try:
         if database_settings(conn, target) is None:
             raise ProdreadyError("target_db: database %s does not exist, there is nothing to swap" % target)
+        if fresh != target and database_settings(conn, fresh) is None:
+            done = replaced_by(conn, fresh)
+            if done:
+                # An earlier run swapped it in and was killed before it said so: nothing to redo,
+                # only what that swap discarded to report.
+                result = dict(changed=False, path=None, target_db=target, created_target=False, manifest=None,
+                              sha256=None, size_bytes=None, verified=None, restore_db=fresh, replaced_db=done,
+                              swapped=True, already_swapped=True, row_counts={}, row_counts_match=None,
+                              swap_window_s=None, terminated_sessions=0, replaced_row_counts={}, row_count_delta={},
+                              discarded_rows=None if module.check_mode else discarded_after(module, p, done, target),
+                              duration_s=round(time.time() - started, 3), executed_commands=runner.executed)
+                return result
         if fresh == target or database_settings(conn, fresh) is None:
             raise ProdreadyError("restored_db: database %s does not exist (or is the target); restore into it first "
                                  "with swap_later: true" % fresh)
         if database_settings(conn, replaced) is not None:
             raise ProdreadyError("swap: database %s already exists; retry in a second" % replaced)
         result = dict(changed=True, path=None, target_db=target, created_target=False, manifest=None, sha256=None,
-                      size_bytes=None, verified=None, restore_db=fresh, replaced_db=replaced, swapped=True)
+                      size_bytes=None, verified=None, restore_db=fresh, replaced_db=replaced, swapped=True,
+                      already_swapped=False)
         counts = client.count_rows_in(p, fresh, tables) if tables else {}
         if module.check_mode:
             result.update(row_counts=counts, row_counts_match=None, swap_window_s=None, discarded_rows=None,

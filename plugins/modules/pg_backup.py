@@ -204,6 +204,11 @@ options:
         it takes the name of O(target_db) (default O(db)) in the swap's short step, the
         replaced one is kept, and RV(discarded_rows) counts what the restore discarded. No
         O(src) is read.
+      - "The swap leaves a comment on the replaced database naming O(restored_db). When
+        O(restored_db) is gone because an earlier call (a run killed right after it) already
+        swapped it in, the database that comment marks is found: nothing is swapped again,
+        RV(already_swapped) is V(true) and RV(replaced_db) and RV(discarded_rows) are that
+        swap's."
     type: str
   keep:
     description:
@@ -429,6 +434,12 @@ swapped:
   returned: mode restore with O(swap)
   type: bool
   sample: true
+already_swapped:
+  description: With O(restored_db), V(true) when an earlier call had already swapped it in (see O(restored_db)); nothing
+    was changed.
+  returned: mode restore with O(restored_db)
+  type: bool
+  sample: false
 restore_db:
   description: With O(swap), the fresh database the backup was restored into before it took the name of RV(target_db)
     (with O(swap_later), the one to give as O(restored_db) later).

@@ -410,8 +410,16 @@ def test_restore_now_swap_later_keeps_the_database_serving_until_the_short_step(
     assert 0 < swapped["swap_window_s"] < swapped["duration_s"]
     assert swapped["discarded_rows"] == {"orders": 5}
     assert counts(db) == counts_at_backup
-    again = run(db.params(mode="restore", swap=True, restored_db=prepared["restore_db"]))
-    assert again["failed"] and "restored_db: database %s does not exist" % prepared["restore_db"] in again["msg"]
+    assert swapped["already_swapped"] is False
+    # The same call again (a run killed right after the swap, taken up): nothing is swapped
+    # twice; the earlier swap's replaced database and discarded rows are reported.
+    db.execute("INSERT INTO orders (customer_id, total) SELECT 1, 1 FROM generate_series(1, 2)")
+    again = ok(run(db.params(mode="restore", swap=True, restored_db=prepared["restore_db"])))
+    assert again["already_swapped"] is True and again["changed"] is False
+    assert again["replaced_db"] == swapped["replaced_db"] and again["discarded_rows"] == {"orders": 3}
+    assert counts(db)["orders"] == counts_at_backup["orders"] + 2
+    never = run(db.params(mode="restore", swap=True, restored_db=prepared["restore_db"] + "x"))
+    assert never["failed"] and "restored_db: database %sx does not exist" % prepared["restore_db"] in never["msg"]
 
 
 def test_a_backup_with_its_schema_dump_in_one_call(db, tmp_path):
