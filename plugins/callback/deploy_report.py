@@ -310,6 +310,13 @@ def summarize_module(module, data):
         return event
     if module == "deploy_state":
         return _summarize_deploy_state(data)
+    if module == "release_exec":
+        # Never the output: a command may print what the report must not keep.
+        event = _pick(data, ("version", "rc", "duration_s", "timed_out"))
+        event["kind"] = "exec"
+        event["text"] = "exec in %s: %s" % (data.get("version") or "?", "not run (check mode)" if data.get("rc") is None else (
+            "rc %s in %s s%s" % (data["rc"], data.get("duration_s", "?"), " (timed out)" if data.get("timed_out") else "")))
+        return event
     return None
 
 

@@ -82,6 +82,9 @@ def test_module_name(action, expected):
      "preflight FAILED: 14 ok, 1 warn, 1 fail; env JWT_SECRET_KEY: still a placeholder"),
     ("deploy_lock", {"acquired": True, "holder": {"owner": "alice", "pid": 1}},
      "lock", {"acquired": True, "owner": "alice"}, "deploy lock taken"),
+    ("release_exec", {"version": "1.4.0", "rc": 3, "duration_s": 0.5, "timed_out": False, "stdout": "TOKEN=x",
+                      "stderr": "boom", "env_names": ["TOKEN"], "reason": "the command exited with rc 3: boom"},
+     "exec", {"version": "1.4.0", "rc": 3, "duration_s": 0.5}, "exec in 1.4.0: rc 3 in 0.5 s"),
     ("deploy_state", {"state": {"live_color": "green", "live_version": "1.1.0", "previous_version": "1.0.0",
                                 "history": ["1.0.0", "1.1.0"]}, "audit_line": {"action": "deploy"}},
      "state", {"live_color": "green", "live_version": "1.1.0", "previous_version": "1.0.0", "action": "deploy"},
@@ -105,9 +108,10 @@ def test_summarize_module_keeps_only_whitelisted_fields(module, data, kind, fiel
     for key, value in fields.items():
         assert event[key] == value
     # Bulky or internal fields never reach the report.
-    for key in ("manifest", "executed_commands", "sql", "first_failure", "diff", "servers_state", "table", "checks", "user"):
+    for key in ("manifest", "executed_commands", "sql", "first_failure", "diff", "servers_state", "table", "checks", "user",
+                "stdout", "stderr", "env_names"):
         assert key not in event
-    assert "version" not in event or module == "deploy_state"  # (redis's server version is not kept)
+    assert "version" not in event or module in ("deploy_state", "release_exec")  # (redis's server version is not kept)
 
 
 @pytest.mark.parametrize("data, expected", [
