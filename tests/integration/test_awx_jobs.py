@@ -160,7 +160,7 @@ def app(sandbox, tmp_path_factory, app_python):
 
 def test_every_job_template_is_covered_here():
     covered = {"prodready preflight", "prodready deploy", "prodready status", "prodready rollback",
-               "prodready flag rollout"}
+               "prodready flag rollout", "prodready backup", "prodready exec"}
     assert set(job_templates()) == covered
 
 
@@ -287,4 +287,26 @@ def test_flag_rollout_job_applies_a_stage_and_returns_flag_rollout_result(app):
     assert "AWX_FLAG=on" in (app["root"] / "shared" / ".env").read_text()
     result = job.custom["flag_rollout_result"]["h1"]
     assert result["result"] == "success", result
+    assert_no_secret(app, job)
+
+
+def test_backup_job_takes_a_verified_backup_and_returns_backup_result(app):
+    job = run_job(app, "prodready backup", {"backup_label": "awx-4716"}, 4716)
+    assert (job.status, job.rc) == ("successful", 0), job.stdout[-3000:]
+    result = job.custom["backup_result"]["h1"]
+    assert result["label"] == "awx-4716" and result["path"].startswith(str(app["root"] / "backups")), result
+    assert result["verified"] is True and result["row_counts"], result
+    assert (app["root"] / "backups").is_dir() and any((app["root"] / "backups").iterdir())
+    assert [line for line in audited(app, 4716) if line["launched_by"] == AWX_USER]
+    assert_no_secret(app, job)
+
+
+def test_exec_job_runs_the_command_in_the_live_release_and_returns_exec_result(app):
+    job = run_job(app, "prodready exec", {"exec_command": "python -c 'import sampleapp; print(\"exec-ok\")'"}, 4717)
+    assert (job.status, job.rc) == ("successful", 0), job.stdout[-3000:]
+    result = job.custom["exec_result"]["h1"]
+    assert (result["result"], result["rc"], result["version"]) == ("success", 0, "1.0.0"), result
+    assert "exec-ok" in job.stdout
+    execs = [line for line in audited(app, 4717) if line["action"] == "exec"]
+    assert execs and execs[-1]["launched_by"] == AWX_USER
     assert_no_secret(app, job)
