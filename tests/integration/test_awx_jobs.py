@@ -4,8 +4,9 @@ variables AWX adds (awx_user_name, awx_job_id, awx_job_template_name, awx_url) a
 and the secrets a credential injects as environment, against a real app on haproxy slot s17.
 
 One module-scoped app (1.0.0 deployed by ansible-playbook); the jobs then run in order, as a
-workflow would: preflight, deploy 1.1.0 (with the report's webhook as the notify credential
-gives it), status, rollback as a dry run (job type check) and for real, a flag rollout. Each
+workflow would: preflight, deploy 1.1.0, status, rollback as a dry run (job type check) and
+for real, a flag rollout, a backup, a command through exec; each with the environment its
+template's credentials inject (awx/credential_types.yml), a local webhook as the notify one. Each
 asserts on the runner's status and rc, the job events, the set_stats each job returns to a
 workflow's next node (the stats event's artifact_data), the audit lines naming who launched it
 and the job, and that neither the database nor the Redis password appears in any artifact.

@@ -213,7 +213,7 @@ def test_job_templates_name_objects_that_are_registered():
 
 
 def test_the_templates_that_change_something_offer_a_dry_run():
-    for name in ("prodready deploy", "prodready rollback", "prodready flag rollout"):
+    for name in ("prodready deploy", "prodready rollback", "prodready flag rollout", "prodready backup"):
         assert job_templates()[name]["ask_job_type_on_launch"] is True, name
         assert job_templates()[name]["allow_simultaneous"] is False, name
 
