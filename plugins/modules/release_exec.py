@@ -119,7 +119,7 @@ attributes:
   check_mode:
     support: full
     description: Resolves the release, its venv and the environment file and checks the lock, runs
-      nothing and writes no audit line.
+      nothing and writes no audit line; reports a change (the command would run).
   diff_mode:
     support: none
     description: Edits no file.
@@ -454,7 +454,7 @@ def run(module):
     check_lock(p)
     values, loaded = read_env_file(module, p["env_file"])
     run_as, prefix, home = user_of(module, p["run_as"])
-    result = dict(changed=not module.check_mode, version=version, release_dir=release_dir, venv=venv,
+    result = dict(changed=True, version=version, release_dir=release_dir, venv=venv,
                   releases=releases, env_file_loaded=loaded, env_names=sorted(values), run_as=run_as,
                   rc=None, audit_line=None)
     if module.check_mode:

@@ -123,6 +123,15 @@ def test_bad_input_is_refused_naming_the_variable_and_runs_nothing(site, extra, 
     assert len(audit(site)) == before
 
 
+def test_check_mode_says_where_it_would_run_and_runs_nothing(site):
+    before = len(audit(site))
+    proc = run_playbook(ROOT / "playbooks" / "exec.yml", inventory=site["inventory"], check=True,
+                        extra_vars={"exec_command": "touch ran"})
+    assert proc.returncode == 0, proc.output[-2000:]
+    assert "x1: check mode, not run; release 1.0.0" in proc.flat
+    assert not (site["root"] / "releases" / "1.0.0" / "ran").exists() and len(audit(site)) == before
+
+
 def test_a_command_is_refused_while_a_deploy_holds_the_lock(site):
     lock = site["root"] / "deploy.lock"
     lock.write_text(json.dumps({"owner": "deploy 9.0", "run_id": "r-held", "since_epoch": 1}))

@@ -120,7 +120,7 @@ def test_long_output_returns_its_end(app, capsys):
 
 def test_check_mode_runs_nothing(app, capsys):
     result = run_main(capsys, args(app, command="touch ran"), check=True)
-    assert result["rc"] is None and result["version"] == "1.0.0"
+    assert result["rc"] is None and result["version"] == "1.0.0" and result["changed"] is True  # would run
     assert not (app / "releases" / "1.0.0" / "ran").exists() and not (app / "audit.log").exists()
 
 
