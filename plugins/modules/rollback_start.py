@@ -504,19 +504,26 @@ def intent(pending, run_id, target, color, state, db_rollback, now):
     (pure): what a killed run leaves for the next one. Taking up `pending` keeps what it rolled
     back from."""
     origin = pending or dict(from_version=state.get("live_version"), from_color=state.get("live_color"))
-    return dict(run_id=run_id, to=target, color=color, from_version=origin.get("from_version"),
-                from_color=origin.get("from_color"), db=db_rollback, started_at=_statefile.iso_utc(now))
+    record = dict(run_id=run_id, to=target, color=color, from_version=origin.get("from_version"),
+                  from_color=origin.get("from_color"), db=db_rollback, started_at=_statefile.iso_utc(now))
+    if pending and pending.get("restore_db") and db_rollback == pending.get("db"):
+        # The database a restore was restored into (the rollback role records it): taken up,
+        # not restored again (swapped in already, pg_backup says so).
+        record["restore_db"] = pending["restore_db"]
+    return record
 
 
 def resume_text(pending, live, target, color):
     """How the rollback a killed run left is taken up, in words."""
     head = "a rollback %s -> %s (run %s, database %s) was interrupted" % (
         pending.get("from_version"), pending.get("to"), pending.get("run_id"), pending.get("db"))
+    restored = (" with the database it restored (%s), not restored again" % pending["restore_db"]
+                if pending.get("restore_db") else "")
     if live:
         origin = "%s (%s)" % (pending.get("from_version"), pending.get("from_color"))
         return ("%s after its switch: %s serves on %s; its remaining steps run again (database, verify, "
-                "finalize), %s is what it rolled back from" % (head, target, color, origin))
-    return "%s before its switch: it is run again" % head
+                "finalize)%s, %s is what it rolled back from" % (head, target, color, restored, origin))
+    return "%s before its switch: it is run again%s" % (head, restored)
 
 
 def color_of(server, prefix):

@@ -313,3 +313,15 @@ def test_how_a_killed_rollback_is_taken_up_is_said():
     assert after.startswith("a rollback 1.1.0 -> 1.0.0 (run rollback-killed, database downgrade) was interrupted after "
                             "its switch: 1.0.0 serves on blue; its remaining steps run again")
     assert rollback_start.resume_text(PENDING, False, "1.0.0", "blue").endswith("before its switch: it is run again")
+
+
+def test_a_killed_restore_keeps_the_database_it_restored_into():
+    killed = dict(PENDING, db="restore", restore_db="app_restore_20261207T190000Z")
+    state = {"live_version": "1.1.0", "live_color": "green"}
+    taken_up = rollback_start.intent(killed, "rollback-next", "1.0.0", "blue", state, "restore", 0)
+    assert taken_up["restore_db"] == "app_restore_20261207T190000Z"
+    # another database rollback this time: nothing to take up
+    assert "restore_db" not in rollback_start.intent(killed, "rollback-next", "1.0.0", "blue", state, "none", 0)
+    text = rollback_start.resume_text(killed, False, "1.0.0", "blue")
+    assert text.endswith("before its switch: it is run again with the database it restored "
+                         "(app_restore_20261207T190000Z), not restored again")
