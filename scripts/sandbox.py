@@ -13,6 +13,8 @@ range for outgoing ports, which TIME_WAIT sockets of load tests can occupy).
 Environment:
     PRODREADY_SANDBOX_DIR     where state lives (default: <repo>/.sandbox)
     PRODREADY_PORT_OFFSET     added to every port, to run a second sandbox beside the first
+                              (the base ports run up to 28432: an offset must stay below ~4300,
+                              or ports reach the kernel's outgoing range, which is refused)
 
 The description of a running sandbox is ``<dir>/sandbox.json`` (ports, paths, pids) and
 ``<dir>/secrets.json`` (0600: passwords). Tests load both through ``load()``.
