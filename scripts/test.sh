@@ -50,7 +50,11 @@ shard1=(tests/unit tests/integration/test_collection.py tests/integration/test_s
         tests/integration/test_sandbox.py tests/integration/test_pg_backup.py
         tests/integration/test_alembic_migrate.py tests/integration/test_health_gate.py
         tests/integration/test_redis_cache_check.py tests/integration/test_preflight.py
-        tests/integration/test_site.py)
+        tests/integration/test_site.py
+        # own slots or none, here to balance the shards (shard 2 holds the fleet and s7 files)
+        tests/integration/test_backup_playbook.py tests/integration/test_exec_playbook.py
+        tests/integration/test_awx_jobs.py tests/integration/test_restart_strategy.py
+        tests/integration/test_any_app.py)
 shard2=()
 # The fault matrix (tests/reliability) runs last in shard 2: its files share haproxy slot s7
 # with the molecule blue_green scenario, long done by then.
