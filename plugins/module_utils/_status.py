@@ -40,7 +40,8 @@ def is_run(line):
 
 def last_runs(lines, count):
     """The last `count` runs of the audit `lines` (oldest first), newest first, each with its
-    time, action, result, version, what it went from, user, run id and reason (cut short)."""
+    time, action, result, version, what it went from, user (who launched it, else the login it
+    ran as), run id and reason (cut short)."""
     runs = [line for line in lines if is_run(line)][::-1][:max(0, int(count))]
     out = []
     for line in runs:
@@ -50,8 +51,9 @@ def last_runs(lines, count):
         out.append(dict(time=line.get("time"), action=line.get("action"), result=line.get("result"),
                         version=line.get("version"),
                         from_version=line.get("from_version") or line.get("previous_version"),
-                        user=line.get("user"), run_id=line.get("run_id"), reason=reason,
-                        restore=line.get("restore")))
+                        # who launched the run (an AWX user) before the login it ran as
+                        user=line.get("launched_by") or line.get("user"), run_id=line.get("run_id"),
+                        reason=reason, restore=line.get("restore")))
     return out
 
 

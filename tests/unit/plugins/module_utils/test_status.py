@@ -60,3 +60,10 @@ def test_a_color_answering_another_version_than_recorded_shows_both():
     st = _status.summarize({"live_color": "blue", "live_version": "1.0.0", "colors": {"blue": "1.0.0"}},
                            {"blue": 1}, {"blue": {"version": "1.1.0", "error": None}}, None, [], NOW)
     assert "blue 1.1.0 (recorded 1.0.0)" in _status.table({"h": st})[2]
+
+
+def test_a_run_launched_by_an_awx_user_names_that_user_not_the_login():
+    lines = [{"action": "deploy", "result": "success", "version": "1.1.0", "time": "t1", "user": "root",
+              "launched_by": "alice", "run_id": "r1"},
+             {"action": "deploy", "result": "success", "version": "1.2.0", "time": "t2", "user": "deploy", "run_id": "r2"}]
+    assert [run["user"] for run in _status.last_runs(lines, 5)] == ["deploy", "alice"]
