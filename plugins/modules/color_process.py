@@ -200,6 +200,8 @@ notes:
   - After the process manager stopped the color, processes left in its process group
     (children that ignore SIGTERM) get the rest of O(stop_timeout), then SIGKILL.
   - The probe is a plain C(http.client) GET per look, a new connection each time.
+extends_documentation_fragment:
+  - prodready.deploy.platform
 attributes:
   check_mode:
     support: full
@@ -211,10 +213,6 @@ attributes:
     support: full
     description: The definition files, with the environment's values masked.
 
-  platform:
-    support: full
-    platforms: posix
-    description: Runs on the host it targets, which must be POSIX (Linux is what is tested).
   action_group:
     support: full
     membership: [prodready.deploy.deploy]

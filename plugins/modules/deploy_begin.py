@@ -220,6 +220,8 @@ options:
       - Where the line of a reconciliation (state.json corrected from the router) is appended.
         Defaults to C(<app_root>/audit.log).
     type: path
+extends_documentation_fragment:
+  - prodready.deploy.platform
 attributes:
   check_mode:
     support: full
@@ -229,10 +231,6 @@ attributes:
   diff_mode:
     support: none
     description: No diff is shown; RV(created) and RV(modes_fixed) list the directories.
-  platform:
-    support: full
-    platforms: posix
-    description: Runs on the host it targets, which must be POSIX (Linux is what is tested).
   action_group:
     support: full
     membership: [prodready.deploy.deploy, prodready.deploy.lock]

@@ -97,6 +97,8 @@ options:
         holder is gone.
     type: bool
     default: false
+extends_documentation_fragment:
+  - prodready.deploy.platform
 attributes:
   check_mode:
     support: full
@@ -105,10 +107,6 @@ attributes:
   diff_mode:
     support: none
     description: No diff is shown; RV(holder) tells who holds the lock.
-  platform:
-    support: full
-    platforms: posix
-    description: Runs on the host it targets, which must be POSIX (Linux is what is tested).
   action_group:
     support: full
     membership: [prodready.deploy.deploy, prodready.deploy.lock]

@@ -70,6 +70,8 @@ options:
       - With V(false) a missing state file is an error.
     type: bool
     default: true
+extends_documentation_fragment:
+  - prodready.deploy.platform
 attributes:
   check_mode:
     support: full
@@ -78,10 +80,6 @@ attributes:
   diff_mode:
     support: full
     description: Shows the state file before and after, as indented JSON.
-  platform:
-    support: full
-    platforms: posix
-    description: Runs on the host it targets, which must be POSIX (Linux is what is tested).
   action_group:
     support: full
     membership: [prodready.deploy.deploy]

@@ -66,6 +66,8 @@ options:
       - Seconds to wait for each color's answer.
     type: float
     default: 2
+extends_documentation_fragment:
+  - prodready.deploy.platform
 attributes:
   check_mode:
     support: full
@@ -73,10 +75,6 @@ attributes:
   diff_mode:
     support: none
     description: Changes nothing, so there is nothing to show.
-  platform:
-    support: full
-    platforms: posix
-    description: Runs on the host it targets, which must be POSIX (Linux is what is tested).
   action_group:
     support: full
     membership: [prodready.deploy.deploy]

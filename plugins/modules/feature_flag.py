@@ -36,6 +36,7 @@ author:
   - prodready.deploy maintainers (@prodready)
 extends_documentation_fragment:
   - prodready.deploy.redis
+  - prodready.deploy.platform
 attributes:
   check_mode:
     support: full
@@ -45,10 +46,6 @@ attributes:
     description: >-
       The lines of the env file that change (never the rest of the file), or the Redis keys or hash fields that
       change, before and after.
-  platform:
-    support: full
-    platforms: posix
-    description: Runs on the host it targets, which must be POSIX (Linux is what is tested).
   action_group:
     support: full
     membership: [prodready.deploy.deploy, prodready.deploy.redis]

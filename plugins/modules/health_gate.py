@@ -185,6 +185,8 @@ notes:
     to a URL, they go through the C(requests) library instead.
   - Latency percentiles include every request that got an HTTP response; requests that got
     none (refused, timed out) count as errors and have no latency.
+extends_documentation_fragment:
+  - prodready.deploy.platform
 attributes:
   check_mode:
     support: full
@@ -193,10 +195,6 @@ attributes:
     support: none
     description: Nothing is edited.
 
-  platform:
-    support: full
-    platforms: posix
-    description: Runs on the host it targets, which must be POSIX (Linux is what is tested).
   action_group:
     support: full
     membership: [prodready.deploy.deploy, prodready.deploy.http]

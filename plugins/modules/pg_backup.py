@@ -27,6 +27,7 @@ author:
   - prodready.deploy maintainers (@prodready)
 extends_documentation_fragment:
   - prodready.deploy.postgres
+  - prodready.deploy.platform
 attributes:
   check_mode:
     support: full
@@ -34,10 +35,6 @@ attributes:
   diff_mode:
     support: none
     description: Nothing is edited in place.
-  platform:
-    support: full
-    platforms: posix
-    description: Runs on the host it targets, which must be POSIX (Linux is what is tested).
   action_group:
     support: full
     membership: [prodready.deploy.deploy, prodready.deploy.postgres]

@@ -311,6 +311,8 @@ options:
     type: bool
     default: true
     aliases: [fail_on_error]
+extends_documentation_fragment:
+  - prodready.deploy.platform
 attributes:
   check_mode:
     support: full
@@ -318,10 +320,6 @@ attributes:
   diff_mode:
     support: none
     description: Nothing is changed, so there is nothing to diff.
-  platform:
-    support: full
-    platforms: posix
-    description: Runs on the host it targets, which must be POSIX (Linux is what is tested).
   action_group:
     support: full
     membership: [prodready.deploy.deploy]

@@ -27,6 +27,7 @@ author:
   - prodready.deploy maintainers (@prodready)
 extends_documentation_fragment:
   - prodready.deploy.redis
+  - prodready.deploy.platform
 options:
   max_ping_ms:
     description:
@@ -101,10 +102,6 @@ attributes:
     support: none
     description: Nothing is edited in place.
 
-  platform:
-    support: full
-    platforms: posix
-    description: Runs on the host it targets, which must be POSIX (Linux is what is tested).
   action_group:
     support: full
     membership: [prodready.deploy.deploy, prodready.deploy.redis]

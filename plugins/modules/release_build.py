@@ -130,6 +130,8 @@ options:
         of time is stopped (with its child processes) and removed.
     type: float
     default: 900
+extends_documentation_fragment:
+  - prodready.deploy.platform
 attributes:
   check_mode:
     support: full
@@ -138,10 +140,6 @@ attributes:
   diff_mode:
     support: none
     description: A release directory is built or reused whole; RV(reused) tells which.
-  platform:
-    support: full
-    platforms: posix
-    description: Runs on the host it targets, which must be POSIX (Linux is what is tested).
   action_group:
     support: full
     membership: [prodready.deploy.deploy]

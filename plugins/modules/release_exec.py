@@ -115,6 +115,8 @@ options:
       - Who launched the run (C(launched_by)) and its AWX job (C(job) with C(id), C(url)), written
         in the audit line (roles/app C(app_launched_by), C(app_job)).
     type: dict
+extends_documentation_fragment:
+  - prodready.deploy.platform
 attributes:
   check_mode:
     support: full
@@ -123,10 +125,6 @@ attributes:
   diff_mode:
     support: none
     description: Edits no file.
-  platform:
-    support: full
-    platforms: posix
-    description: Runs on the host it targets, which must be POSIX (Linux is what is tested).
   action_group:
     support: full
     membership: [prodready.deploy.deploy]

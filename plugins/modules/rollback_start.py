@@ -200,6 +200,8 @@ options:
         the lock; a lock whose ansible-playbook process is gone on this host is taken over, as
         M(prodready.deploy.deploy_begin) does.
     type: dict
+extends_documentation_fragment:
+  - prodready.deploy.platform
 attributes:
   check_mode:
     support: full
@@ -208,10 +210,6 @@ attributes:
   diff_mode:
     support: none
     description: No diff is shown.
-  platform:
-    support: full
-    platforms: posix
-    description: Runs on the host it targets, which must be POSIX (Linux is what is tested).
   action_group:
     support: full
     membership: [prodready.deploy.deploy, prodready.deploy.lock, prodready.deploy.router]

@@ -179,6 +179,8 @@ options:
       - With O(router=nginx), the configuration file passed as C(-c) to C(nginx -t) and
         C(nginx -s reload).
     type: path
+extends_documentation_fragment:
+  - prodready.deploy.platform
 attributes:
   check_mode:
     support: full
@@ -190,10 +192,6 @@ attributes:
     description: With O(router=nginx), shows the upstream include before and after. Nothing
       is shown for haproxy, whose change is in RV(servers_state).
 
-  platform:
-    support: full
-    platforms: posix
-    description: Runs on the host it targets, which must be POSIX (Linux is what is tested).
   action_group:
     support: full
     membership: [prodready.deploy.deploy, prodready.deploy.router]

@@ -35,7 +35,17 @@ ALLOWED_TOP_LEVEL = {"MANIFEST.json", "FILES.json", "README.md", "LICENSE", "CHA
 
 
 def documentation(module):
-    return yaml.safe_load(module.DOCUMENTATION)
+    """The module's DOCUMENTATION with the collection's doc fragments it names merged in (their
+    options and attributes), as ansible-doc shows it."""
+    doc = yaml.safe_load(module.DOCUMENTATION)
+    for name in doc.get("extends_documentation_fragment") or []:
+        assert name.startswith("prodready.deploy."), name
+        fragment_module, _dot, variable = name[len("prodready.deploy."):].partition(".")
+        fragment = importlib.import_module("ansible_collections.prodready.deploy.plugins.doc_fragments." + fragment_module)
+        extra = yaml.safe_load(getattr(fragment.ModuleDocFragment, (variable or "DOCUMENTATION").upper()))
+        for key in ("options", "attributes"):
+            doc.setdefault(key, {}).update(extra.get(key) or {})
+    return doc
 
 
 def module_source(name):
