@@ -334,6 +334,7 @@ def maint(api, backend, servers=None, check_mode=False, up=None, wait_timeout=10
         if not_up:
             restore_to = dict((name, "maint") for name, _s in checked)
             text, states = fail_back(api, backend, servers, restore_to) if checked else ("", current)
+            result["servers_state"] = states
             raise ProdreadyError(
                 "haproxy: traffic was not stopped: %s, which must take the traffic after the "
                 "maintenance, %s not UP within %.1f s: %s%s"
@@ -341,7 +342,7 @@ def maint(api, backend, servers=None, check_mode=False, up=None, wait_timeout=10
                    "is" if len(not_up) == 1 else "are", waited,
                    "; ".join("%s %s" % (name, _haproxy.check_summary(srv))
                              for name, srv in sorted(not_up.items())), text),
-                **dict(result, servers_state=states))
+                **result)
         before, backups = _haproxy.in_scope(current, servers)
         targets = dict(before, **backups)
     plan = _haproxy.plan_maint(targets, keep_checked=names)

@@ -17,6 +17,7 @@ def _report_file_env(monkeypatch):
     """The callback names its report in the process environment: never leak it to later tests."""
     monkeypatch.delenv(dr.REPORT_FILE_ENV, raising=False)
 
+
 SECRET = "s3cr3t-never-in-a-report"
 
 
