@@ -255,6 +255,7 @@ def test_runbook_004_week_3_caching_gates_on_the_cache_hit_ratio(app, sandbox, f
     readers = [threading.Thread(target=reader, daemon=True) for dummy in range(2)]
     for thread in readers:
         thread.start()
+    reports_before = set((ROOT / ".reports").glob("deploy-report-*.json"))
     try:
         proc = run_playbook(PLAYBOOK, inventory=inventory, extra_vars={
             "flag_rollout_stages_file": str(EXAMPLE), "flag_rollout_from": "week-3-caching"})
@@ -272,7 +273,11 @@ def test_runbook_004_week_3_caching_gates_on_the_cache_hit_ratio(app, sandbox, f
     assert app.env_file.read_text().count("ENABLE_PO_CACHING") == 1  # the duplicate went with the change
     entries = audit_lines(tmp_path / "audit.log")
     assert [(e["stage"], e["action"]) for e in entries] == [("week-3-caching", "apply"), ("week-3-caching", "gate-pass")]
-    report = json.loads(sorted((ROOT / ".reports").glob("deploy-report-*.json"), key=os.path.getmtime)[-1].read_text())
+    # This run's report: the other shard writes reports into the same directory meanwhile.
+    mine = [json.loads(path.read_text()) for path in set((ROOT / ".reports").glob("deploy-report-*.json")) - reports_before]
+    mine = [report for report in mine if "web1" in report.get("hosts", {}) and "flag_rollout.yml" in report.get("playbooks", [])]
+    assert len(mine) == 1, [report.get("playbooks") for report in mine]
+    report = mine[0]
     cache_gates = [e for e in report["hosts"]["web1"]["events"] if e.get("gate") == "redis_cache_check"]
     assert len(cache_gates) == 1, report["hosts"]["web1"]["events"]
     assert cache_gates[0]["passed"] and cache_gates[0]["hit_ratio"] > 0.6

@@ -5,16 +5,26 @@ import importlib
 import yaml
 
 
-def documented_options(module):
-    """Options of DOCUMENTATION merged with its doc fragments."""
+def _documented(module, key):
+    """The `key` section (options, attributes) of DOCUMENTATION merged with its doc fragments'."""
     doc = yaml.safe_load(module.DOCUMENTATION)
-    options = dict(doc.get("options") or {})
+    merged = dict(doc.get(key) or {})
     for fragment in doc.get("extends_documentation_fragment") or []:
         name = fragment.split(".")[-1]
         frag = importlib.import_module(
             "ansible_collections.prodready.deploy.plugins.doc_fragments." + name)
-        options.update(yaml.safe_load(frag.ModuleDocFragment.DOCUMENTATION)["options"])
-    return options
+        merged.update(yaml.safe_load(frag.ModuleDocFragment.DOCUMENTATION).get(key) or {})
+    return merged
+
+
+def documented_options(module):
+    """Options of DOCUMENTATION merged with its doc fragments."""
+    return _documented(module, "options")
+
+
+def documented_attributes(module):
+    """Attributes of DOCUMENTATION merged with its doc fragments (platform comes from one)."""
+    return _documented(module, "attributes")
 
 
 def documented_returns(module):

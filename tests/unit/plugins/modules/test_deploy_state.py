@@ -4,6 +4,7 @@
 import json
 import os
 import stat
+import sys
 
 import pytest
 import yaml
@@ -11,6 +12,9 @@ import yaml
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.prodready.deploy.plugins.modules import deploy_state
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _db_modules_helpers import documented_attributes  # noqa: E402
 
 COMMON_RESULT_KEYS = {"changed", "failed", "msg", "invocation", "warnings", "deprecations"}
 
@@ -32,8 +36,9 @@ def test_documented_options_match_argument_spec():
         assert options[name].get("type", "str") == opt.get("type", "str"), name
         assert options[name].get("default") == opt.get("default"), name
         assert bool(options[name].get("required", False)) == bool(opt.get("required", False))
-    assert set(doc["attributes"]) == {"check_mode", "diff_mode", "platform", "action_group"}
-    assert all(a.get("description") for a in doc["attributes"].values())
+    attributes = documented_attributes(deploy_state)
+    assert set(attributes) == {"check_mode", "diff_mode", "platform", "action_group"}
+    assert all(a.get("description") for a in attributes.values())
 
 
 def test_examples_use_documented_options():

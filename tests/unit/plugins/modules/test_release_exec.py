@@ -16,6 +16,9 @@ from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.prodready.deploy.plugins.modules import release_exec
 
+sys.path.insert(0, os.path.dirname(__file__))
+from _db_modules_helpers import documented_attributes  # noqa: E402
+
 COMMON_RESULT_KEYS = {"changed", "failed", "msg", "invocation", "warnings", "deprecations"}
 SECRET = "s3cret-of-the-env-file"
 
@@ -59,7 +62,7 @@ def test_documented_options_match_argument_spec():
         assert options[name].get("type", "str") == opt.get("type", "str"), name
         assert options[name].get("default") == opt.get("default"), name
         assert bool(options[name].get("required", False)) == bool(opt.get("required", False))
-    assert set(doc["attributes"]) == {"check_mode", "diff_mode", "platform", "action_group"}
+    assert set(documented_attributes(release_exec)) == {"check_mode", "diff_mode", "platform", "action_group"}
 
 
 def test_examples_use_documented_options():
