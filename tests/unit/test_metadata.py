@@ -9,12 +9,15 @@ changelog is released; the docsite layout passes antsibull-docs' linter.
 import importlib
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "unit" / "plugins" / "modules"))
+from _db_modules_helpers import documented_attributes, documented_options  # noqa: E402
 MODULES = {path.stem: importlib.import_module("ansible_collections.prodready.deploy.plugins.modules." + path.stem)
            for path in sorted((ROOT / "plugins" / "modules").glob("*.py")) if path.stem != "__init__"}
 RUNTIME = yaml.safe_load((ROOT / "meta" / "runtime.yml").read_text())
@@ -38,13 +41,7 @@ def documentation(module):
     """The module's DOCUMENTATION with the collection's doc fragments it names merged in (their
     options and attributes), as ansible-doc shows it."""
     doc = yaml.safe_load(module.DOCUMENTATION)
-    for name in doc.get("extends_documentation_fragment") or []:
-        assert name.startswith("prodready.deploy."), name
-        fragment_module, _dot, variable = name[len("prodready.deploy."):].partition(".")
-        fragment = importlib.import_module("ansible_collections.prodready.deploy.plugins.doc_fragments." + fragment_module)
-        extra = yaml.safe_load(getattr(fragment.ModuleDocFragment, (variable or "DOCUMENTATION").upper()))
-        for key in ("options", "attributes"):
-            doc.setdefault(key, {}).update(extra.get(key) or {})
+    doc.update(options=documented_options(module), attributes=documented_attributes(module))
     return doc
 
 
